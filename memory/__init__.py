@@ -1,0 +1,1 @@
+"""Memory side of `islands` (filled in by the memory issue)."""
