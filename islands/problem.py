@@ -26,6 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from islands.errors import InputError
+
 ENTRY_POINT_GROUP = "islands.problems"
 
 # name -> "module:attribute"; the attribute is a class or factory taking keyword params.
@@ -41,7 +43,7 @@ BUILTIN_PROBLEMS: dict[str, str] = {
 SUFFIX_PROBLEMS: dict[str, str] = {".ctt": "timetable"}
 
 
-class ProblemSpecError(ValueError):
+class ProblemSpecError(InputError):
     """A problem spec that names no known problem or carries bad parameters."""
 
 
