@@ -36,6 +36,7 @@ BUILTIN_PROBLEMS: dict[str, str] = {
     "rastrigin": "islands.problems.functions:Rastrigin",
     "rosenbrock": "islands.problems.functions:Rosenbrock",
     "heavy": "islands.problems.heavy:Heavy",
+    "costly": "islands.problems.costly:Costly",
     "timetable": "islands.timetable.problem:TimetableProblem",
 }
 
