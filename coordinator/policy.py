@@ -11,7 +11,7 @@ Covers: DESIGN.md's table, one level at a time:
 - EMERGENCY: terminate the largest running island (the coordinator sends SIGTERM then
   SIGKILL and later restarts it from its checkpoint).
 - NORMAL (a calm period): resume one hibernated island; when none is hibernated,
-  regrow the smallest island below its target population, one step per call.
+  regrow the smallest shrunk island below its target population, one step per call.
 
 Does not cover: pacing. The run loop (`coordinator.run`) calls `decide` on level
 changes and on every tick, but only while no action is in flight (it waits for the
@@ -118,7 +118,11 @@ def decide(
                 if isinstance(target_population, int)
                 else [int(t) for t in target_population]
             )
-            below = [i for i in active if int(snapshot[i]["population"]) < targets[i]]
+            below = [
+                i for i in active
+                if int(snapshot[i]["state"]) == IslandState.SHRUNK
+                and int(snapshot[i]["population"]) < targets[i]
+            ]
             if below:
                 smallest = min(below, key=lambda i: (int(snapshot[i]["population"]), i))
                 actions.append(Action(ActionKind.GROW, smallest, 2.0))

@@ -88,12 +88,14 @@ def test_normal_resumes_one_hibernated_island_per_call():
 
 
 def test_normal_regrows_the_smallest_island_one_step_at_a_time():
-    snapshot = [row(population=20), row(population=10), row(population=40)]
+    snapshot = [row(population=20, state=IslandState.SHRUNK),
+                row(population=10, state=IslandState.SHRUNK), row(population=40),
+                row(population=0, state=IslandState.STARTING)]
     actions = decide(PressureLevel.NORMAL, snapshot, min_population=4, target_population=40)
     assert actions == [Action(ActionKind.GROW, 1, 2.0)]
     changed = decide(PressureLevel.NORMAL, snapshot, min_population=4, target_population=40,
                      level_changed=True)
-    assert [a.kind for a in changed].count(ActionKind.RESUME_GROWTH) == 3
+    assert [a.kind for a in changed].count(ActionKind.RESUME_GROWTH) == 4
     assert changed[-1] == Action(ActionKind.GROW, 1, 2.0)
 
 

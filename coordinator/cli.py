@@ -1,0 +1,183 @@
+"""The `islands` command line (console script, also `python -m coordinator`).
+
+Covers: argument parsing for `islands run` (flags map one-to-one onto
+`coordinator.config.RunConfig` fields, resolved as defaults < `--config FILE.toml` <
+flags), the demo run (`islands run` with no spec generates a term into the run
+directory and solves it), the timetable subcommands (`validate`, `generate`, added by
+`islands.timetable.cli.register_commands` when that module is installed), logging to
+stderr (stdout carries only the `--json` summary), and turning user errors into one
+`islands: error: ...` line with exit code 2 and no traceback.
+
+Does not cover: the run itself (`coordinator.run`), config files
+(`coordinator.config`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from coordinator.config import BACKENDS, TOPOLOGIES, RunConfig, resolve_config
+from islands.errors import InputError
+from memory.budget import BudgetError, parse_size
+
+PROG = "islands"
+DEMO_TIME_LIMIT_S = 60.0
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one `islands: error: ...` line (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{PROG}: error: {message}\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _size(text: str) -> str:
+    try:
+        parse_size(text)
+    except BudgetError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description="Island-model genetic search inside a RAM budget.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    run = commands.add_parser("run", help="run the optimizer on a problem (no spec: the demo term)")
+    run.add_argument("problem", nargs="?", metavar="PROBLEM_SPEC",
+                     help="e.g. rastrigin:dim=50, heavy:mb=20, timetable:term.ctt or term.ctt")
+    run.add_argument("--config", metavar="FILE.toml", help="settings file (flags win over it)")
+    run.add_argument("--islands", type=int, metavar="N")
+    run.add_argument("--population", type=int, metavar="P", help="population per island")
+    run.add_argument("--generations", type=int, metavar="G")
+    run.add_argument("--time-limit", type=float, metavar="SECONDS")
+    run.add_argument("--evaluations", type=int, metavar="E")
+    run.add_argument("--target", type=float, metavar="F", help="stop at this fitness or better")
+    run.add_argument("--stagnation", type=int, metavar="G",
+                     help="stop after G generations without improvement")
+    run.add_argument("--memory-budget", type=_size, metavar="SIZE", help="e.g. 700M, 8G, 8GiB")
+    run.add_argument("--seed", type=int, metavar="S")
+    run.add_argument("--topology", choices=TOPOLOGIES)
+    run.add_argument("--migration-interval", type=int, metavar="K")
+    run.add_argument("--migrants", type=int, metavar="M")
+    run.add_argument("--sync", action="store_true", default=None,
+                     help="migrate in lockstep: reproducible from the seed")
+    run.add_argument("--no-streaming", dest="streaming", action="store_false", default=None,
+                     help="evaluate whole generations at once (the old memory-hungry way)")
+    run.add_argument("--backend", choices=BACKENDS)
+    run.add_argument("--out", metavar="RUN_DIR")
+    run.add_argument("--json", action="store_true", default=None,
+                     help="print the summary as one JSON object on stdout")
+    run.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only")
+    run.set_defaults(func=command_run)
+    try:
+        from islands.timetable.cli import register_commands
+    except ImportError:
+        pass
+    else:
+        register_commands(commands)
+    return parser
+
+
+def set_up_logging(quiet: bool) -> None:
+    root = logging.getLogger("islands")
+    for handler in list(root.handlers):
+        if getattr(handler, "_islands_cli", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._islands_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
+FLAG_FIELDS = ("problem", "islands", "population", "generations", "time_limit", "evaluations",
+               "target", "stagnation", "memory_budget", "seed", "topology",
+               "migration_interval", "migrants", "sync", "streaming", "backend", "out", "json",
+               "quiet")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    flags = {name: getattr(args, name) for name in FLAG_FIELDS}
+    return resolve_config(toml_path=args.config, flags=flags)
+
+
+def check_backend(config: RunConfig) -> None:
+    if config.backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise InputError(
+                "--backend ray needs the ray package: pip install 'islands[ray]'"
+            ) from None
+        raise InputError("the ray backend is not available in this version; use --backend local")
+
+
+def prepare_demo(config: RunConfig) -> RunConfig:
+    """No spec given: write a generated term into the run directory and solve it."""
+    from coordinator.run import default_run_dir
+
+    try:
+        from islands.timetable.generator import write_demo_term
+    except ImportError:
+        raise InputError("no problem spec given and the demo term generator is not installed; "
+                         "give a spec such as rastrigin:dim=50") from None
+    run_dir = Path(config.out) if config.out else default_run_dir("demo")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    term = write_demo_term(run_dir / "demo.ctt", seed=config.seed)
+    logging.getLogger("islands.run").info(
+        "[GA] No problem given: solving a generated demo term, written to %s", term)
+    config.problem = f"timetable:{term}"
+    config.out = str(run_dir)
+    if config.time_limit is None and config.generations is None:
+        config.time_limit = DEMO_TIME_LIMIT_S
+    return config
+
+
+def command_run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    set_up_logging(config.quiet)
+    check_backend(config)
+    if not config.problem:
+        config = prepare_demo(config)
+    from coordinator.run import execute_run
+
+    summary = execute_run(config)
+    if config.json:
+        sys.stdout.write(json.dumps(summary, default=_json_default) + "\n")
+        sys.stdout.flush()
+    return 1 if summary.get("stopped_by") == "failed" else 0
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `islands` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, BudgetError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        sys.stderr.write(f"{PROG}: error: {message}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: stopped\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
