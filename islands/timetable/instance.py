@@ -1,0 +1,384 @@
+"""ITC-2007 track 3 instances (`.ctt`): the `Instance` data and its reader and writer.
+
+Covers: parsing a `.ctt` file into numpy arrays with strict checks (every user error is one
+`InputError` line naming the file and line), writing it back, and the derived data the
+evaluators need (lecture -> course, course conflicts, curricula per course, availability).
+
+Does not cover: solutions (`islands.timetable.solution`), the cost
+(`islands.timetable.validate`) or search (`islands.timetable.problem`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from islands.errors import InputError
+
+HEADER_KEYS = ("Name", "Courses", "Rooms", "Days", "Periods_per_day", "Curricula", "Constraints")
+SECTIONS = ("COURSES:", "ROOMS:", "CURRICULA:", "UNAVAILABILITY_CONSTRAINTS:")
+
+
+def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(items) for items in lists])
+    flat = np.fromiter((i for items in lists for i in items), dtype=np.int32, count=int(offsets[-1]))
+    return offsets, flat
+
+
+@dataclass(eq=False)
+class Instance:
+    """One CB-CTT instance. Courses, rooms and curricula keep their file order.
+
+    Periods are numbered `day * periods_per_day + period_of_day`. Lectures are numbered
+    course by course: the lectures of course `c` are
+    `course_first_lecture[c] .. course_first_lecture[c + 1] - 1`.
+    """
+
+    name: str
+    days: int
+    periods_per_day: int
+    course_names: list[str]
+    course_teachers: list[str]
+    course_lectures: np.ndarray  # int32 [C]
+    course_min_days: np.ndarray  # int32 [C]
+    course_students: np.ndarray  # int32 [C]
+    room_names: list[str]
+    room_capacity: np.ndarray  # int32 [R]
+    curriculum_names: list[str]
+    curriculum_offsets: np.ndarray  # int32 [Q+1], CSR into curriculum_members
+    curriculum_members: np.ndarray  # int32, course indices
+    unavailability: np.ndarray  # int32 [K, 3]: course, day, period_of_day (file order)
+    # Derived in __post_init__.
+    course_teacher: np.ndarray = field(init=False)  # int32 [C], teacher index
+    teacher_names: list[str] = field(init=False)
+    course_first_lecture: np.ndarray = field(init=False)  # int32 [C+1]
+    lecture_course: np.ndarray = field(init=False)  # int32 [L]
+    available: np.ndarray = field(init=False)  # bool [C, P]
+    conflict_offsets: np.ndarray = field(init=False)  # int32 [C+1], CSR of conflicting courses
+    conflict_courses: np.ndarray = field(init=False)
+    course_curricula_offsets: np.ndarray = field(init=False)  # int32 [C+1]
+    course_curricula: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.course_lectures = np.asarray(self.course_lectures, dtype=np.int32)
+        self.course_min_days = np.asarray(self.course_min_days, dtype=np.int32)
+        self.course_students = np.asarray(self.course_students, dtype=np.int32)
+        self.room_capacity = np.asarray(self.room_capacity, dtype=np.int32)
+        self.curriculum_offsets = np.asarray(self.curriculum_offsets, dtype=np.int32)
+        self.curriculum_members = np.asarray(self.curriculum_members, dtype=np.int32)
+        self.unavailability = np.asarray(self.unavailability, dtype=np.int32).reshape(-1, 3)
+        teacher_index: dict[str, int] = {}
+        for teacher in self.course_teachers:
+            teacher_index.setdefault(teacher, len(teacher_index))
+        self.teacher_names = list(teacher_index)
+        self.course_teacher = np.array(
+            [teacher_index[t] for t in self.course_teachers], dtype=np.int32
+        )
+        self.course_first_lecture = np.zeros(self.n_courses + 1, dtype=np.int32)
+        self.course_first_lecture[1:] = np.cumsum(self.course_lectures)
+        self.lecture_course = np.repeat(
+            np.arange(self.n_courses, dtype=np.int32), self.course_lectures
+        ).astype(np.int32)
+        self.available = np.ones((self.n_courses, self.n_periods), dtype=bool)
+        if len(self.unavailability):
+            course, day, period = self.unavailability.T
+            self.available[course, day * self.periods_per_day + period] = False
+        # Conflicts: same curriculum or same teacher. Sets, so a pair counts once.
+        neighbours: list[set[int]] = [set() for _ in range(self.n_courses)]
+        curricula_of: list[list[int]] = [[] for _ in range(self.n_courses)]
+        for q in range(self.n_curricula):
+            members = self.curriculum(q)
+            for c in members:
+                curricula_of[int(c)].append(q)
+                neighbours[int(c)].update(int(m) for m in members)
+        by_teacher: dict[int, list[int]] = {}
+        for c, t in enumerate(self.course_teacher):
+            by_teacher.setdefault(int(t), []).append(c)
+        for courses in by_teacher.values():
+            for c in courses:
+                neighbours[c].update(courses)
+        for c in range(self.n_courses):
+            neighbours[c].discard(c)
+        self.conflict_offsets, self.conflict_courses = _csr([sorted(n) for n in neighbours])
+        self.course_curricula_offsets, self.course_curricula = _csr(curricula_of)
+
+    @property
+    def n_courses(self) -> int:
+        return len(self.course_names)
+
+    @property
+    def n_rooms(self) -> int:
+        return len(self.room_names)
+
+    @property
+    def n_curricula(self) -> int:
+        return len(self.curriculum_names)
+
+    @property
+    def n_periods(self) -> int:
+        return self.days * self.periods_per_day
+
+    @property
+    def n_lectures(self) -> int:
+        return int(self.course_lectures.sum())
+
+    def curriculum(self, q: int) -> np.ndarray:
+        """Course indices of curriculum `q`."""
+        return self.curriculum_members[self.curriculum_offsets[q] : self.curriculum_offsets[q + 1]]
+
+    def conflicts_of(self, c: int) -> np.ndarray:
+        """Courses that conflict with course `c` (shared curriculum or teacher)."""
+        return self.conflict_courses[self.conflict_offsets[c] : self.conflict_offsets[c + 1]]
+
+    def conflict_matrix(self) -> np.ndarray:
+        """Dense bool [C, C] conflict matrix (for tests and small instances only)."""
+        matrix = np.zeros((self.n_courses, self.n_courses), dtype=bool)
+        for c in range(self.n_courses):
+            matrix[c, self.conflicts_of(c)] = True
+        return matrix
+
+    def course_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.course_names)}
+
+    def room_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.room_names)}
+
+    def equals(self, other: Instance) -> bool:
+        """Same data (names, numbers, curricula, constraints in file order)."""
+        return (
+            self.name == other.name
+            and self.days == other.days
+            and self.periods_per_day == other.periods_per_day
+            and self.course_names == other.course_names
+            and self.course_teachers == other.course_teachers
+            and self.room_names == other.room_names
+            and self.curriculum_names == other.curriculum_names
+            and all(
+                np.array_equal(getattr(self, a), getattr(other, a))
+                for a in (
+                    "course_lectures",
+                    "course_min_days",
+                    "course_students",
+                    "room_capacity",
+                    "curriculum_offsets",
+                    "curriculum_members",
+                    "unavailability",
+                )
+            )
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Instance) and self.equals(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Lines:
+    """Non-blank lines of a file with their 1-based numbers, for one-line errors."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.items = [
+            (number, line.split())
+            for number, line in enumerate(text.splitlines(), start=1)
+            if line.strip()
+        ]
+        self.position = 0
+        self.last_line = len(text.splitlines())
+
+    def peek(self) -> tuple[int, list[str]] | None:
+        return self.items[self.position] if self.position < len(self.items) else None
+
+    def next(self, expecting: str) -> tuple[int, list[str]]:
+        item = self.peek()
+        if item is None:
+            raise InputError(
+                f"file ends early (truncated?): expected {expecting}", path=self.path, line=self.last_line
+            )
+        self.position += 1
+        return item
+
+    def error(self, line: int, message: str) -> InputError:
+        return InputError(message, path=self.path, line=line)
+
+
+def _int(lines: _Lines, line: int, text: str, what: str, minimum: int = 0) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise lines.error(line, f"{what} must be an integer, got {text!r}") from None
+    if value < minimum:
+        raise lines.error(line, f"{what} must be >= {minimum}, got {value}")
+    return value
+
+
+def _section_rows(lines: _Lines, header: str, expected: int, what: str) -> list[tuple[int, list[str]]]:
+    line, tokens = lines.next(header)
+    if tokens != [header]:
+        raise lines.error(line, f"expected section {header} here, found {' '.join(tokens)!r}")
+    rows = []
+    while True:
+        item = lines.peek()
+        if item is None or item[1][0] in SECTIONS or item[1][0] == "END.":
+            break
+        rows.append(lines.next(what))
+    if len(rows) != expected:
+        at = rows[expected][0] if len(rows) > expected else (item[0] if item else lines.last_line)
+        raise lines.error(
+            at, f"section {header} has {len(rows)} {what} line(s) but the header says {expected}"
+        )
+    return rows
+
+
+def read_ctt(path: str | Path) -> Instance:
+    """Read a `.ctt` file. Raises InputError (one line with file and line) on bad input."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("instance file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read instance file: {error}", path=path) from None
+    lines = _Lines(path, text)
+    header: dict[str, str] = {}
+    for key in HEADER_KEYS:
+        line, tokens = lines.next(f"header line '{key}:'")
+        if len(tokens) != 2 or tokens[0] != key + ":":
+            raise lines.error(line, f"expected header line '{key}: VALUE', found {' '.join(tokens)!r}")
+        header[key] = tokens[1]
+        if key != "Name":
+            header[key] = str(_int(lines, line, tokens[1], key, minimum=1 if key in ("Days", "Periods_per_day", "Courses", "Rooms") else 0))
+    n_courses, n_rooms = int(header["Courses"]), int(header["Rooms"])
+    days, periods_per_day = int(header["Days"]), int(header["Periods_per_day"])
+    n_curricula, n_constraints = int(header["Curricula"]), int(header["Constraints"])
+
+    course_names: list[str] = []
+    teachers: list[str] = []
+    numbers: list[tuple[int, int, int]] = []
+    course_at: dict[str, int] = {}
+    for line, tokens in _section_rows(lines, "COURSES:", n_courses, "course"):
+        if len(tokens) != 5:
+            raise lines.error(line, f"course line needs 5 fields (course teacher lectures min_working_days students), got {len(tokens)}")
+        name = tokens[0]
+        if name in course_at:
+            raise lines.error(line, f"duplicate course id {name!r}")
+        course_at[name] = len(course_names)
+        course_names.append(name)
+        teachers.append(tokens[1])
+        lectures = _int(lines, line, tokens[2], "lectures", 1)
+        min_days = _int(lines, line, tokens[3], "min_working_days", 0)
+        students = _int(lines, line, tokens[4], "students", 0)
+        if min_days > days:
+            raise lines.error(line, f"min_working_days {min_days} exceeds the {days} days")
+        numbers.append((lectures, min_days, students))
+
+    room_names: list[str] = []
+    capacities: list[int] = []
+    room_at: dict[str, int] = {}
+    for line, tokens in _section_rows(lines, "ROOMS:", n_rooms, "room"):
+        if len(tokens) != 2:
+            raise lines.error(line, f"room line needs 2 fields (room capacity), got {len(tokens)}")
+        if tokens[0] in room_at:
+            raise lines.error(line, f"duplicate room id {tokens[0]!r}")
+        room_at[tokens[0]] = len(room_names)
+        room_names.append(tokens[0])
+        capacities.append(_int(lines, line, tokens[1], "room capacity", 0))
+
+    curriculum_names: list[str] = []
+    members: list[list[int]] = []
+    for line, tokens in _section_rows(lines, "CURRICULA:", n_curricula, "curriculum"):
+        if len(tokens) < 2:
+            raise lines.error(line, "curriculum line needs: curriculum count course...")
+        if tokens[0] in curriculum_names:
+            raise lines.error(line, f"duplicate curriculum id {tokens[0]!r}")
+        count = _int(lines, line, tokens[1], "curriculum size", 1)
+        if len(tokens) - 2 != count:
+            raise lines.error(line, f"curriculum {tokens[0]} says {count} courses but lists {len(tokens) - 2}")
+        courses: list[int] = []
+        for name in tokens[2:]:
+            if name not in course_at:
+                raise lines.error(line, f"curriculum {tokens[0]} names unknown course {name!r}")
+            if course_at[name] in courses:
+                raise lines.error(line, f"curriculum {tokens[0]} lists course {name!r} twice")
+            courses.append(course_at[name])
+        curriculum_names.append(tokens[0])
+        members.append(courses)
+
+    constraints: list[tuple[int, int, int]] = []
+    for line, tokens in _section_rows(lines, "UNAVAILABILITY_CONSTRAINTS:", n_constraints, "constraint"):
+        if len(tokens) != 3:
+            raise lines.error(line, f"constraint line needs 3 fields (course day period), got {len(tokens)}")
+        if tokens[0] not in course_at:
+            raise lines.error(line, f"constraint names unknown course {tokens[0]!r}")
+        day = _int(lines, line, tokens[1], "day", 0)
+        period = _int(lines, line, tokens[2], "period", 0)
+        if day >= days:
+            raise lines.error(line, f"day {day} out of range (the instance has {days} days)")
+        if period >= periods_per_day:
+            raise lines.error(line, f"period {period} out of range ({periods_per_day} periods per day)")
+        constraints.append((course_at[tokens[0]], day, period))
+
+    line, tokens = lines.next("END.")
+    if tokens != ["END."]:
+        raise lines.error(line, f"expected END., found {' '.join(tokens)!r}")
+    extra = lines.peek()
+    if extra is not None:
+        raise lines.error(extra[0], "text after END.")
+
+    offsets, flat = _csr(members)
+    return Instance(
+        name=header["Name"],
+        days=days,
+        periods_per_day=periods_per_day,
+        course_names=course_names,
+        course_teachers=teachers,
+        course_lectures=np.array([n[0] for n in numbers], dtype=np.int32),
+        course_min_days=np.array([n[1] for n in numbers], dtype=np.int32),
+        course_students=np.array([n[2] for n in numbers], dtype=np.int32),
+        room_names=room_names,
+        room_capacity=np.array(capacities, dtype=np.int32),
+        curriculum_names=curriculum_names,
+        curriculum_offsets=offsets,
+        curriculum_members=flat,
+        unavailability=np.array(constraints, dtype=np.int32).reshape(-1, 3),
+    )
+
+
+def format_ctt(instance: Instance) -> str:
+    """The `.ctt` text of an instance (the competition's layout)."""
+    out = [
+        f"Name: {instance.name}",
+        f"Courses: {instance.n_courses}",
+        f"Rooms: {instance.n_rooms}",
+        f"Days: {instance.days}",
+        f"Periods_per_day: {instance.periods_per_day}",
+        f"Curricula: {instance.n_curricula}",
+        f"Constraints: {len(instance.unavailability)}",
+        "",
+        "COURSES:",
+    ]
+    for c, name in enumerate(instance.course_names):
+        out.append(
+            f"{name} {instance.course_teachers[c]} {instance.course_lectures[c]} "
+            f"{instance.course_min_days[c]} {instance.course_students[c]}"
+        )
+    out += ["", "ROOMS:"]
+    out += [f"{name}\t{cap}" for name, cap in zip(instance.room_names, instance.room_capacity, strict=False)]
+    out += ["", "CURRICULA:"]
+    for q, name in enumerate(instance.curriculum_names):
+        courses = [instance.course_names[c] for c in instance.curriculum(q)]
+        out.append(f"{name}  {len(courses)} {' '.join(courses)}")
+    out += ["", "UNAVAILABILITY_CONSTRAINTS:"]
+    out += [f"{instance.course_names[c]} {d} {p}" for c, d, p in instance.unavailability]
+    out += ["", "END.", ""]
+    return "\n".join(out)
+
+
+def write_ctt(instance: Instance, path: str | Path) -> Path:
+    """Write `instance` as a `.ctt` file; returns the path."""
+    path = Path(path)
+    path.write_text(format_ctt(instance), encoding="utf-8")
+    return path

@@ -1,0 +1,762 @@
+"""Compiled (numba) kernels of the timetable problem: batch cost, state, local search.
+
+Covers: the batch evaluator (the official validator's rules on genomes, any genome),
+the incremental search state (who is where, per-constraint counters), its repair
+(room clashes and repeated course periods), the randomised construction, the simulated
+annealing local search over move and swap neighbourhoods with delta evaluation, and the
+Kempe-chain / move / swap mutation.
+
+Does not cover: the Python-facing problem (`islands.timetable.problem`) or the readable
+reference evaluator (`islands.timetable.validate`), which tests compare with this one.
+
+Layout: a genome holds one int32 slot per lecture, `slot = period * R + room`.
+`data` is the tuple built by `problem.kernel_data()`; index names are the constants below.
+Search state invariant: no two lectures share a slot and no course has two lectures in
+one period, so Lectures and RoomOccupancy stay 0 and only Conflicts and Availability
+can be violated during the search.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# dims array
+D_ROOMS, D_PERIODS, D_DAYS, D_PPD, D_COURSES, D_CURRICULA, D_LECTURES = range(7)
+MWD_WEIGHT = 5
+COMPACT_WEIGHT = 2
+# cost component indices of the search state
+K_CONFLICTS, K_AVAIL, K_CAPACITY, K_MWD, K_COMPACT, K_STABILITY = range(6)
+
+
+@njit(cache=True)
+def _over(students, capacity, c, r):
+    extra = students[c] - capacity[r]
+    return extra if extra > 0 else 0
+
+
+@njit(cache=True)
+def evaluate_one(genome, data, out):
+    """Validator semantics on one genome; out[8] = lectures, conflicts, availability,
+    room occupancy, capacity, min working days (x5), compactness (x2), stability."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    ppd = dims[D_PPD]
+    C = dims[D_COURSES]
+    Q = dims[D_CURRICULA]
+    D = dims[D_DAYS]
+    table = np.full(C * P, -1, np.int32)
+    present_count = np.zeros(C, np.int64)
+    for lecture in range(genome.shape[0]):
+        c = lecture_course[lecture]
+        s = genome[lecture]
+        if s < 0 or s >= P * R:
+            continue  # cannot come from the operators; counts as a missing lecture
+        p = s // R
+        if table[c * P + p] < 0:
+            table[c * P + p] = s % R
+            present_count[c] += 1
+    lectures = 0
+    for c in range(C):
+        diff = present_count[c] - lectures_of[c]
+        lectures += diff if diff > 0 else -diff
+    conflicts = 0
+    avail = 0
+    cap = 0
+    mwd = 0
+    stab = 0
+    room_load = np.zeros(R * P, np.int32)
+    curr_load = np.zeros(Q * P, np.int32)
+    room_seen = np.full(R, -1, np.int64)
+    for c in range(C):
+        used_rooms = 0
+        used_days = 0
+        for d in range(D):
+            day_used = False
+            for k in range(ppd):
+                p = d * ppd + k
+                r = table[c * P + p]
+                if r < 0:
+                    continue
+                day_used = True
+                for j in range(conf_off[c], conf_off[c + 1]):
+                    other = conf_list[j]
+                    if other > c and table[other * P + p] >= 0:
+                        conflicts += 1
+                if available[c * P + p] == 0:
+                    avail += 1
+                room_load[r * P + p] += 1
+                cap += _over(students, capacity, c, r)
+                if room_seen[r] != c:
+                    room_seen[r] = c
+                    used_rooms += 1
+                for j in range(ccur_off[c], ccur_off[c + 1]):
+                    curr_load[ccur_list[j] * P + p] += 1
+            if day_used:
+                used_days += 1
+        if used_days < min_days[c]:
+            mwd += min_days[c] - used_days
+        if used_rooms > 1:
+            stab += used_rooms - 1
+    occupancy = 0
+    for i in range(R * P):
+        if room_load[i] > 1:
+            occupancy += room_load[i] - 1
+    compact = 0
+    for q in range(Q):
+        for p in range(P):
+            compact += _contrib(curr_load, q * P, p, ppd)
+    out[0] = lectures
+    out[1] = conflicts
+    out[2] = avail
+    out[3] = occupancy
+    out[4] = cap
+    out[5] = MWD_WEIGHT * mwd
+    out[6] = COMPACT_WEIGHT * compact
+    out[7] = stab
+
+
+@njit(cache=True)
+def evaluate_batch(genomes, data, out):
+    for i in range(genomes.shape[0]):
+        evaluate_one(genomes[i], data, out[i])
+
+
+@njit(cache=True)
+def _contrib(load, base, p, ppd):
+    """Isolated-lecture count of one curriculum at period p (0 when not isolated)."""
+    n = load[base + p]
+    if n == 0:
+        return 0
+    k = p % ppd
+    if k > 0 and load[base + p - 1] > 0:
+        return 0
+    if k < ppd - 1 and load[base + p + 1] > 0:
+        return 0
+    return n
+
+
+@njit(cache=True)
+def _range_cost(load, base, lo, hi, ppd):
+    total = 0
+    for x in range(lo, hi + 1):
+        total += _contrib(load, base, x, ppd)
+    return total
+
+
+@njit(cache=True)
+def _window(p, ppd):
+    start = (p // ppd) * ppd
+    lo = p - 1 if p - 1 >= start else start
+    hi = p + 1 if p + 1 < start + ppd else start + ppd - 1
+    return lo, hi
+
+
+def new_state(dims):
+    """Arrays of one search state (allocated per genome batch, reused)."""
+    R, P, D, ppd, C, Q, L = (int(x) for x in dims[:7])
+    return (
+        np.full(P * R, -1, np.int32),  # slot_lecture
+        np.zeros(L, np.int32),  # lecture_slot
+        np.full(C * P, -1, np.int32),  # course_room_at
+        np.zeros(C * P, np.int32),  # nb_present
+        np.zeros(C * D, np.int32),  # day_count
+        np.zeros(C, np.int32),  # days_used
+        np.zeros(C * R, np.int32),  # room_count
+        np.zeros(C, np.int32),  # rooms_used
+        np.zeros(Q * P, np.int32),  # curr_load
+        np.zeros(6, np.int64),  # cost components
+    )
+
+
+def state_nbytes(dims) -> int:
+    R, P, D, ppd, C, Q, L = (int(x) for x in dims[:7])
+    return 4 * (P * R + 2 * L + 2 * C * P + C * D + C * R + 2 * C + Q * P) + 48
+
+
+@njit(cache=True)
+def _insert(lecture, s, data, state):
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    ppd = dims[D_PPD]
+    D = dims[D_DAYS]
+    c = lecture_course[lecture]
+    p = s // R
+    r = s % R
+    lecture_slot[lecture] = s
+    cost[K_CONFLICTS] += nb_present[c * P + p]
+    for j in range(conf_off[c], conf_off[c + 1]):
+        nb_present[conf_list[j] * P + p] += 1
+    if available[c * P + p] == 0:
+        cost[K_AVAIL] += 1
+    cost[K_CAPACITY] += _over(students, capacity, c, r)
+    course_room_at[c * P + p] = r
+    d = p // ppd
+    if day_count[c * D + d] == 0:
+        if days_used[c] < min_days[c]:
+            cost[K_MWD] -= MWD_WEIGHT
+        days_used[c] += 1
+    day_count[c * D + d] += 1
+    if room_count[c * R + r] == 0:
+        if rooms_used[c] >= 1:
+            cost[K_STABILITY] += 1
+        rooms_used[c] += 1
+    room_count[c * R + r] += 1
+    lo, hi = _window(p, ppd)
+    for j in range(ccur_off[c], ccur_off[c + 1]):
+        base = ccur_list[j] * P
+        before = _range_cost(curr_load, base, lo, hi, ppd)
+        curr_load[base + p] += 1
+        cost[K_COMPACT] += COMPACT_WEIGHT * (_range_cost(curr_load, base, lo, hi, ppd) - before)
+
+
+@njit(cache=True)
+def _remove(lecture, data, state):
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    ppd = dims[D_PPD]
+    D = dims[D_DAYS]
+    c = lecture_course[lecture]
+    s = lecture_slot[lecture]
+    p = s // R
+    r = s % R
+    cost[K_CONFLICTS] -= nb_present[c * P + p]
+    for j in range(conf_off[c], conf_off[c + 1]):
+        nb_present[conf_list[j] * P + p] -= 1
+    if available[c * P + p] == 0:
+        cost[K_AVAIL] -= 1
+    cost[K_CAPACITY] -= _over(students, capacity, c, r)
+    course_room_at[c * P + p] = -1
+    d = p // ppd
+    day_count[c * D + d] -= 1
+    if day_count[c * D + d] == 0:
+        days_used[c] -= 1
+        if days_used[c] < min_days[c]:
+            cost[K_MWD] += MWD_WEIGHT
+    room_count[c * R + r] -= 1
+    if room_count[c * R + r] == 0:
+        rooms_used[c] -= 1
+        if rooms_used[c] >= 1:
+            cost[K_STABILITY] -= 1
+    lo, hi = _window(p, ppd)
+    for j in range(ccur_off[c], ccur_off[c + 1]):
+        base = ccur_list[j] * P
+        before = _range_cost(curr_load, base, lo, hi, ppd)
+        curr_load[base + p] -= 1
+        cost[K_COMPACT] += COMPACT_WEIGHT * (_range_cost(curr_load, base, lo, hi, ppd) - before)
+
+
+@njit(cache=True)
+def _delta_move(lecture, p2, r2, data, state, partner):
+    """(hard, soft) change of moving `lecture` to (p2, r2) into a free slot, without
+    changing the state. The course must not already be in p2 (unless p2 is its period).
+    Curricula shared with course `partner` (-1: none) are left out: in a swap of the two
+    courses' periods their load does not change."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    ppd = dims[D_PPD]
+    D = dims[D_DAYS]
+    c = lecture_course[lecture]
+    s1 = lecture_slot[lecture]
+    p1 = s1 // R
+    r1 = s1 % R
+    hard = 0
+    soft = 0
+    if r1 != r2:
+        soft += _over(students, capacity, c, r2) - _over(students, capacity, c, r1)
+        rooms = rooms_used[c]
+        after = rooms
+        if room_count[c * R + r1] == 1:
+            after -= 1
+        if room_count[c * R + r2] == 0:
+            after += 1
+        soft += (after - 1 if after > 1 else 0) - (rooms - 1 if rooms > 1 else 0)
+    if p1 != p2:
+        hard += nb_present[c * P + p2] - nb_present[c * P + p1]
+        hard += (1 - available[c * P + p2]) - (1 - available[c * P + p1])
+        d1 = p1 // ppd
+        d2 = p2 // ppd
+        if d1 != d2:
+            days = days_used[c]
+            after = days
+            if day_count[c * D + d1] == 1:
+                after -= 1
+            if day_count[c * D + d2] == 0:
+                after += 1
+            need = min_days[c]
+            soft += MWD_WEIGHT * ((need - after if need > after else 0) - (need - days if need > days else 0))
+        lo1, hi1 = _window(p1, ppd)
+        lo2, hi2 = _window(p2, ppd)
+        merged = d1 == d2 and (p2 - p1 <= 2 and p1 - p2 <= 2)
+        if merged:
+            lo1 = lo1 if lo1 < lo2 else lo2
+            hi1 = hi1 if hi1 > hi2 else hi2
+        compact = 0
+        for j in range(ccur_off[c], ccur_off[c + 1]):
+            q = ccur_list[j]
+            if partner >= 0:
+                shared = False
+                for k in range(ccur_off[partner], ccur_off[partner + 1]):
+                    if ccur_list[k] == q:
+                        shared = True
+                if shared:
+                    continue
+            base = q * P
+            before = _range_cost(curr_load, base, lo1, hi1, ppd)
+            if not merged:
+                before += _range_cost(curr_load, base, lo2, hi2, ppd)
+            curr_load[base + p1] -= 1
+            curr_load[base + p2] += 1
+            after = _range_cost(curr_load, base, lo1, hi1, ppd)
+            if not merged:
+                after += _range_cost(curr_load, base, lo2, hi2, ppd)
+            curr_load[base + p1] += 1
+            curr_load[base + p2] -= 1
+            compact += after - before
+        soft += COMPACT_WEIGHT * compact
+    return hard, soft
+
+
+@njit(cache=True)
+def _adjacent(c, other, conf_off, conf_list):
+    """Whether courses c and other conflict (binary search in c's sorted list)."""
+    lo = conf_off[c]
+    hi = conf_off[c + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if conf_list[mid] < other:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < conf_off[c + 1] and conf_list[lo] == other
+
+
+@njit(cache=True)
+def _delta_swap(lecture, other, data, state):
+    """(hard, soft) change of swapping the slots of two lectures of different courses,
+    neither course already in the other's period."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    lecture_slot = state[1]
+    R = dims[D_ROOMS]
+    s1 = lecture_slot[lecture]
+    s2 = lecture_slot[other]
+    c = lecture_course[lecture]
+    c2 = lecture_course[other]
+    h1, f1 = _delta_move(lecture, s2 // R, s2 % R, data, state, c2)
+    h2, f2 = _delta_move(other, s1 // R, s1 % R, data, state, c)
+    hard = h1 + h2
+    if s1 // R != s2 // R and _adjacent(c, c2, conf_off, conf_list):
+        hard -= 2  # each counted the other as present in its new period
+    return hard, f1 + f2
+
+
+@njit(cache=True)
+def _hard(cost):
+    return cost[K_CONFLICTS] + cost[K_AVAIL]
+
+
+@njit(cache=True)
+def _soft(cost):
+    return cost[K_CAPACITY] + cost[K_MWD] + cost[K_COMPACT] + cost[K_STABILITY]
+
+
+@njit(cache=True)
+def _clear_state(data, state):
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    slot_lecture[:] = -1
+    course_room_at[:] = -1
+    nb_present[:] = 0
+    day_count[:] = 0
+    days_used[:] = 0
+    room_count[:] = 0
+    rooms_used[:] = 0
+    curr_load[:] = 0
+    cost[:] = 0
+    total = 0
+    for c in range(dims[D_COURSES]):
+        total += min_days[c]
+    cost[K_MWD] = MWD_WEIGHT * total
+
+
+@njit(cache=True)
+def _best_free_slot(lecture, data, state, spread_days):
+    """The free slot (course not yet in that period) of least added cost, random ties;
+    -1 when there is none."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    ppd = dims[D_PPD]
+    D = dims[D_DAYS]
+    c = lecture_course[lecture]
+    best = -1
+    best_score = 1 << 60
+    ties = 0
+    for p in range(P):
+        if course_room_at[c * P + p] >= 0:
+            continue
+        base_score = 1000 * (nb_present[c * P + p] + 1 - available[c * P + p])
+        if spread_days and day_count[c * D + p // ppd] > 0:
+            base_score += MWD_WEIGHT
+        for r in range(R):
+            if slot_lecture[p * R + r] >= 0:
+                continue
+            score = base_score + _over(students, capacity, c, r)
+            if room_count[c * R + r] == 0 and rooms_used[c] > 0:
+                score += 1
+            if score < best_score:
+                best_score = score
+                best = p * R + r
+                ties = 1
+            elif score == best_score:
+                ties += 1
+                if np.random.random() * ties < 1.0:
+                    best = p * R + r
+    return best
+
+
+@njit(cache=True)
+def load_state(genome, data, state):
+    """Fill `state` from a genome, repairing clashes: a lecture whose slot is taken or
+    whose course already sits in that period goes to its best free slot. Returns False
+    when some lecture finds no free slot at all (the instance is too full)."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    L = dims[D_LECTURES]
+    _clear_state(data, state)
+    pending = np.empty(L, np.int64)
+    n_pending = 0
+    for lecture in range(L):
+        s = genome[lecture]
+        c = lecture_course[lecture]
+        if s < 0 or s >= P * R or slot_lecture[s] >= 0 or course_room_at[c * P + s // R] >= 0:
+            pending[n_pending] = lecture
+            n_pending += 1
+            continue
+        _insert(lecture, s, data, state)
+        slot_lecture[s] = lecture
+    for i in range(n_pending):
+        lecture = pending[i]
+        s = _best_free_slot(lecture, data, state, True)
+        if s < 0:
+            return False
+        _insert(lecture, s, data, state)
+        slot_lecture[s] = lecture
+    return True
+
+
+@njit(cache=True)
+def construct(genome, seed, data, state):
+    """Randomised greedy construction: hardest courses first (few free periods, many
+    conflicts, many lectures), each lecture to its cheapest free slot."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    np.random.seed(seed)
+    C = dims[D_COURSES]
+    P = dims[D_PERIODS]
+    R = dims[D_ROOMS]
+    _clear_state(data, state)
+    key = np.empty(C, np.float64)
+    for c in range(C):
+        free = 0
+        for p in range(P):
+            free += available[c * P + p]
+        degree = conf_off[c + 1] - conf_off[c]
+        key[c] = (free - lectures_of[c]) - 0.5 * degree + 3.0 * np.random.random()
+    order = np.argsort(key)
+    ok = True
+    for i in range(C):
+        c = order[i]
+        for lecture in range(first_lecture[c], first_lecture[c + 1]):
+            s = _best_free_slot(lecture, data, state, True)
+            if s < 0:
+                ok = False
+                s = np.random.randint(0, P * R)
+                genome[lecture] = s
+                continue
+            _insert(lecture, s, data, state)
+            slot_lecture[s] = lecture
+            genome[lecture] = s
+    return ok
+
+
+@njit(cache=True)
+def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, period_only,
+           room_only, verify_every, data, state, best_genome, result):
+    """Simulated annealing from `genome` (repaired first) with move and swap neighbours.
+
+    The best state by `big_weight * hard + soft` ends in `best_genome`.
+    result[:] = best hard, best soft, move evaluations, accepted moves, verify mismatches,
+    repair ok (1/0). `verify_every > 0` re-evaluates from scratch every that many accepted
+    moves and counts disagreements with the incremental counters (tests only).
+    """
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    np.random.seed(seed)
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    L = dims[D_LECTURES]
+    ok = load_state(genome, data, state)
+    result[5] = 1 if ok else 0
+    if not ok:
+        best_genome[:] = genome
+        result[0] = -1
+        return
+    best_genome[:] = lecture_slot
+    hard = _hard(cost)
+    soft = _soft(cost)
+    best_true = big_weight * hard + soft
+    at_best = True
+    check = np.zeros(8, np.int64)
+    temperature = t_start
+    alpha = (t_end / t_start) ** (1.0 / max(n_moves, 1))
+    evaluations = 0
+    accepted = 0
+    mismatches = 0
+    for _it in range(n_moves):
+        temperature *= alpha
+        lecture = np.random.randint(0, L)
+        c = lecture_course[lecture]
+        s1 = lecture_slot[lecture]
+        p1 = s1 // R
+        r1 = s1 % R
+        u = np.random.random()
+        if u < period_only:
+            p2 = np.random.randint(0, P)
+            r2 = r1
+        elif u < period_only + room_only:
+            p2 = p1
+            r2 = np.random.randint(0, R)
+        else:
+            p2 = np.random.randint(0, P)
+            r2 = np.random.randint(0, R)
+        s2 = p2 * R + r2
+        if s2 == s1:
+            continue
+        other = slot_lecture[s2]
+        if other < 0:
+            if p2 != p1 and course_room_at[c * P + p2] >= 0:
+                continue
+            evaluations += 1
+            dh, ds = _delta_move(lecture, p2, r2, data, state, -1)
+            delta = hard_weight * dh + ds
+            if delta > 0 and np.random.random() >= np.exp(-delta / temperature):
+                continue
+            if at_best and big_weight * dh + ds > 0:
+                best_genome[:] = lecture_slot
+                at_best = False
+            old_hard = _hard(cost)
+            old_soft = _soft(cost)
+            _remove(lecture, data, state)
+            _insert(lecture, s2, data, state)
+            if verify_every > 0 and (_hard(cost) - old_hard != dh or _soft(cost) - old_soft != ds):
+                mismatches += 1
+            slot_lecture[s1] = -1
+            slot_lecture[s2] = lecture
+        else:
+            c2 = lecture_course[other]
+            if c2 == c:
+                continue
+            if p1 != p2 and (course_room_at[c * P + p2] >= 0 or course_room_at[c2 * P + p1] >= 0):
+                continue
+            evaluations += 1
+            dh, ds = _delta_swap(lecture, other, data, state)
+            delta = hard_weight * dh + ds
+            if delta > 0 and np.random.random() >= np.exp(-delta / temperature):
+                continue
+            old_hard = _hard(cost)
+            old_soft = _soft(cost)
+            _remove(lecture, data, state)
+            _remove(other, data, state)
+            _insert(lecture, s2, data, state)
+            _insert(other, s1, data, state)
+            if verify_every > 0 and (_hard(cost) - old_hard != dh or _soft(cost) - old_soft != ds):
+                mismatches += 1
+            if at_best and big_weight * dh + ds > 0:
+                # The state before this swap was a best one: save it (undo on the copy).
+                best_genome[:] = lecture_slot
+                best_genome[lecture] = s1
+                best_genome[other] = s2
+                at_best = False
+            slot_lecture[s1] = other
+            slot_lecture[s2] = lecture
+        accepted += 1
+        hard = _hard(cost)
+        soft = _soft(cost)
+        true_cost = big_weight * hard + soft
+        if true_cost < best_true:
+            best_true = true_cost
+            at_best = True
+        elif true_cost > best_true:
+            at_best = False
+        if verify_every > 0 and accepted % verify_every == 0:
+            evaluate_one(lecture_slot, data, check)
+            if (check[0] != 0 or check[3] != 0 or check[1] + check[2] != hard
+                    or check[4] + check[5] + check[6] + check[7] != soft):
+                mismatches += 1
+    if at_best:
+        best_genome[:] = lecture_slot
+    evaluate_one(best_genome, data, check)
+    result[0] = check[0] + check[1] + check[2] + check[3]
+    result[1] = check[4] + check[5] + check[6] + check[7]
+    result[2] = evaluations
+    result[3] = accepted
+    result[4] = mismatches
+    if result[0] * big_weight + result[1] != best_true:
+        result[4] += 1  # the tracked best disagrees with a full evaluation
+
+
+@njit(cache=True)
+def mutate_one(genome, seed, n_changes, kempe_prob, data, state):
+    """Random changes that keep the state's invariant: moves to free slots, swaps, and
+    Kempe chains (swap two periods for a connected set of conflicting courses)."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    np.random.seed(seed)
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    L = dims[D_LECTURES]
+    C = dims[D_COURSES]
+    if not load_state(genome, data, state):
+        return
+    chain = np.zeros(C, np.int8)
+    stack = np.empty(C, np.int64)
+    for _ in range(n_changes):
+        lecture = np.random.randint(0, L)
+        c = lecture_course[lecture]
+        s1 = lecture_slot[lecture]
+        p1 = s1 // R
+        p2 = np.random.randint(0, P)
+        if p2 == p1:
+            continue
+        if np.random.random() < kempe_prob:
+            # Courses reachable from c through conflicts, alternating p1 / p2.
+            chain[:] = 0
+            top = 0
+            stack[top] = c
+            top += 1
+            chain[c] = 1
+            while top > 0:
+                top -= 1
+                x = stack[top]
+                for j in range(conf_off[x], conf_off[x + 1]):
+                    y = conf_list[j]
+                    if chain[y] == 0 and (course_room_at[y * P + p1] >= 0 or course_room_at[y * P + p2] >= 0):
+                        chain[y] = 1
+                        stack[top] = y
+                        top += 1
+            # Swap the chain's lectures between p1 and p2, keeping rooms where free.
+            genome_slot_a = -1
+            genome_slot_b = -1
+            for y in range(C):
+                if chain[y] == 0:
+                    continue
+                ra = course_room_at[y * P + p1]
+                rb = course_room_at[y * P + p2]
+                if ra >= 0:
+                    for ly in range(first_lecture[y], first_lecture[y + 1]):
+                        if lecture_slot[ly] == p1 * R + ra:
+                            genome_slot_a = ly
+                    _remove(genome_slot_a, data, state)
+                    slot_lecture[p1 * R + ra] = -1
+                    lecture_slot[genome_slot_a] = -(p2 * R + ra) - 1  # parked
+                if rb >= 0:
+                    for ly in range(first_lecture[y], first_lecture[y + 1]):
+                        if lecture_slot[ly] == p2 * R + rb:
+                            genome_slot_b = ly
+                    _remove(genome_slot_b, data, state)
+                    slot_lecture[p2 * R + rb] = -1
+                    lecture_slot[genome_slot_b] = -(p1 * R + rb) - 1
+            for ly in range(L):
+                if lecture_slot[ly] < 0 and chain[lecture_course[ly]] == 1:
+                    target = -lecture_slot[ly] - 1
+                    lecture_slot[ly] = target
+                    if slot_lecture[target] >= 0:
+                        # Room taken by a course outside the chain: any free room there.
+                        p = target // R
+                        found = -1
+                        for r in range(R):
+                            if slot_lecture[p * R + r] < 0:
+                                found = p * R + r
+                                break
+                        if found < 0:
+                            lecture_slot[ly] = -1 - target
+                            continue
+                        target = found
+                    _insert(ly, target, data, state)
+                    slot_lecture[target] = ly
+            for ly in range(L):
+                if lecture_slot[ly] < 0:
+                    # No room at all in the new period: best free slot anywhere.
+                    s = _best_free_slot(ly, data, state, True)
+                    if s < 0:
+                        return  # instance too full to move anything: genome unchanged
+                    _insert(ly, s, data, state)
+                    slot_lecture[s] = ly
+        else:
+            r2 = np.random.randint(0, R)
+            s2 = p2 * R + r2
+            other = slot_lecture[s2]
+            if course_room_at[c * P + p2] >= 0:
+                continue
+            if other < 0:
+                _remove(lecture, data, state)
+                _insert(lecture, s2, data, state)
+                slot_lecture[s1] = -1
+                slot_lecture[s2] = lecture
+            else:
+                c2 = lecture_course[other]
+                if course_room_at[c2 * P + p1] >= 0:
+                    continue
+                _remove(lecture, data, state)
+                _remove(other, data, state)
+                _insert(lecture, s2, data, state)
+                _insert(other, s1, data, state)
+                slot_lecture[s1] = other
+                slot_lecture[s2] = lecture
+    genome[:] = lecture_slot
+
+
+@njit(cache=True)
+def crossover_courses(parent_a, parent_b, seed, data, state, child):
+    """Each course's lectures come together from one parent; clashes are then repaired."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+    np.random.seed(seed)
+    C = dims[D_COURSES]
+    for c in range(C):
+        source = parent_a if np.random.random() < 0.5 else parent_b
+        for lecture in range(first_lecture[c], first_lecture[c + 1]):
+            child[lecture] = source[lecture]
+    if load_state(child, data, state):
+        child[:] = state[1]

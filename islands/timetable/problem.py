@@ -1,0 +1,303 @@
+"""The `timetable` problem: ITC-2007 track 3 timetabling for the island search.
+
+Covers: the Problem protocol for CB-CTT (genome: one int32 slot per lecture, lectures
+ordered by course, `slot = period * n_rooms + room`), fitness
+`HARD_WEIGHT * hard_violations + soft_cost` (the competition's cost, exact), randomised
+greedy construction, mutation (move, swap, Kempe chain), course-preserving crossover with
+clash repair, simulated-annealing local search with delta evaluation (`improve`), sharing
+the instance through shared memory (`shared_arrays` / `attach`), `describe` and `write`.
+
+Does not cover: the compiled loops (`islands.timetable.kernels`), file formats
+(`instance`, `solution`), the reference evaluator (`validate`) or the evolution around
+it (`islands.population`, `islands.island`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from islands.errors import InputError
+from islands.timetable import kernels
+from islands.timetable.instance import Instance, read_ctt
+from islands.timetable.solution import genome_to_entries, write_sol
+
+HARD_WEIGHT = 10_000
+
+_INT_ARRAYS = (
+    "course_lectures",
+    "course_min_days",
+    "course_students",
+    "room_capacity",
+    "curriculum_offsets",
+    "curriculum_members",
+)
+
+
+def kernel_data(instance: Instance) -> tuple:
+    """The tuple of arrays the kernels unpack (order fixed in `kernels`)."""
+    dims = np.array(
+        [
+            instance.n_rooms,
+            instance.n_periods,
+            instance.days,
+            instance.periods_per_day,
+            instance.n_courses,
+            instance.n_curricula,
+            instance.n_lectures,
+        ],
+        dtype=np.int64,
+    )
+    i32 = np.int32
+    return (
+        dims,
+        instance.lecture_course.astype(i32),
+        instance.course_first_lecture.astype(i32),
+        instance.course_lectures.astype(i32),
+        instance.course_min_days.astype(i32),
+        instance.course_students.astype(i32),
+        instance.room_capacity.astype(i32),
+        instance.available.reshape(-1).astype(i32),
+        instance.conflict_offsets.astype(i32),
+        instance.conflict_courses.astype(i32),
+        instance.course_curricula_offsets.astype(i32),
+        instance.course_curricula.astype(i32),
+        instance.curriculum_offsets.astype(i32),
+        instance.curriculum_members.astype(i32),
+    )
+
+
+def _names_blob(instance: Instance) -> np.ndarray:
+    parts = [
+        instance.name,
+        "\t".join(instance.course_names),
+        "\t".join(instance.course_teachers),
+        "\t".join(instance.room_names),
+        "\t".join(instance.curriculum_names),
+    ]
+    return np.frombuffer("\n".join(parts).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def _split(text: str) -> list[str]:
+    return text.split("\t") if text else []
+
+
+class TimetableProblem:
+    """CB-CTT as a Problem. Spec: `timetable:PATH.ctt[,ls_moves=N,...]` or `PATH.ctt`.
+
+    Tuning parameters (all spec parameters):
+    - ls_moves: move evaluations per genome per `improve` call (effort of the local search).
+    - t_start, t_end: annealing temperatures (geometric cooling over one call).
+    - ls_hard_weight: weight of a hard violation inside the annealing (the reported
+      fitness always uses HARD_WEIGHT).
+    - period_only, room_only: shares of candidate moves that keep the room / the period.
+    - mutate_changes, kempe_prob: size of a mutation and the share of Kempe-chain moves.
+    - population: the preferred population per island.
+    """
+
+    name = "timetable"
+    target_fitness = 0.0
+    feasible_below = float(HARD_WEIGHT)
+    solution_suffix = ".sol"
+    genome_dtype = np.dtype(np.int32)
+
+    def __init__(
+        self,
+        path: str = "",
+        ls_moves: int = 300_000,
+        t_start: float = 3.0,
+        t_end: float = 0.08,
+        ls_hard_weight: float = 40.0,
+        period_only: float = 0.35,
+        room_only: float = 0.1,
+        mutate_changes: int = 3,
+        kempe_prob: float = 0.3,
+        population: int = 10,
+        instance: Instance | None = None,
+    ) -> None:
+        if instance is None:
+            if not path:
+                raise InputError("timetable problem needs an instance: timetable:PATH.ctt")
+            instance = read_ctt(path)
+        if int(ls_moves) < 0 or float(t_start) <= 0 or float(t_end) <= 0 or int(population) < 1:
+            raise InputError(
+                "timetable: ls_moves must be >= 0, t_start and t_end > 0, population >= 1"
+            )
+        if not 0 <= float(period_only) + float(room_only) <= 1:
+            raise InputError("timetable: period_only + room_only must lie in [0, 1]")
+        self.path = str(path)
+        self.instance = instance
+        self.ls_moves = int(ls_moves)
+        self.t_start = float(t_start)
+        self.t_end = float(t_end)
+        self.ls_hard_weight = float(ls_hard_weight)
+        self.period_only = float(period_only)
+        self.room_only = float(room_only)
+        self.mutate_changes = int(mutate_changes)
+        self.kempe_prob = float(kempe_prob)
+        self.preferred_population = int(population)
+        self.data = kernel_data(instance)
+        self.genome_shape = (instance.n_lectures,)
+        dims = self.data[0]
+        evaluate_bytes = 4 * (
+            instance.n_courses * instance.n_periods
+            + (instance.n_rooms + instance.n_curricula) * instance.n_periods
+        )
+        # Working memory of one genome: the search state (the largest), or evaluation's.
+        self.individual_bytes = int(
+            max(kernels.state_nbytes(dims), evaluate_bytes) + 2 * 4 * instance.n_lectures
+        )
+        self._state = None
+
+    # -- shared memory ---------------------------------------------------------------
+    def shared_arrays(self) -> dict[str, np.ndarray]:
+        """The instance as plain arrays; `attach` rebuilds the problem from them."""
+        inst = self.instance
+        arrays = {name: np.ascontiguousarray(getattr(inst, name)) for name in _INT_ARRAYS}
+        arrays["unavailability"] = np.ascontiguousarray(inst.unavailability.reshape(-1, 3))
+        arrays["calendar"] = np.array([inst.days, inst.periods_per_day], dtype=np.int32)
+        arrays["names"] = _names_blob(inst)
+        return arrays
+
+    @classmethod
+    def attach(cls, arrays: dict[str, np.ndarray], **params: Any) -> TimetableProblem:
+        """Rebuild from `shared_arrays()` (e.g. shared-memory views) without the file."""
+        name, courses, teachers, rooms, curricula = (
+            bytes(np.asarray(arrays["names"])).decode("utf-8").split("\n")
+        )
+        days, periods_per_day = (int(x) for x in arrays["calendar"])
+        instance = Instance(
+            name=name,
+            days=days,
+            periods_per_day=periods_per_day,
+            course_names=_split(courses),
+            course_teachers=_split(teachers),
+            course_lectures=np.array(arrays["course_lectures"]),
+            course_min_days=np.array(arrays["course_min_days"]),
+            course_students=np.array(arrays["course_students"]),
+            room_names=_split(rooms),
+            room_capacity=np.array(arrays["room_capacity"]),
+            curriculum_names=_split(curricula),
+            curriculum_offsets=np.array(arrays["curriculum_offsets"]),
+            curriculum_members=np.array(arrays["curriculum_members"]),
+            unavailability=np.array(arrays["unavailability"]),
+        )
+        params = dict(params)
+        path = params.pop("path", "")
+        return cls(path=path, instance=instance, **params)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _work_state(self) -> tuple:
+        if self._state is None:
+            self._state = kernels.new_state(self.data[0])
+        return self._state
+
+    def _seeds(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.integers(0, 2**31 - 1, size=n)
+
+    def breakdown(self, genomes: np.ndarray) -> np.ndarray:
+        """Per-constraint costs [n, 8] (validator order) of a batch of genomes."""
+        genomes = np.ascontiguousarray(np.asarray(genomes, dtype=np.int32).reshape(-1, self.genome_shape[0]))
+        out = np.zeros((len(genomes), 8), dtype=np.int64)
+        kernels.evaluate_batch(genomes, self.data, out)
+        return out
+
+    # -- protocol ----------------------------------------------------------------------
+    def evaluate(self, genomes: np.ndarray) -> np.ndarray:
+        parts = self.breakdown(genomes)
+        return (HARD_WEIGHT * parts[:, :4].sum(axis=1) + parts[:, 4:].sum(axis=1)).astype(np.float64)
+
+    def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        genomes = np.zeros((n, self.genome_shape[0]), dtype=np.int32)
+        state = self._work_state()
+        for i, seed in enumerate(self._seeds(rng, n)):
+            kernels.construct(genomes[i], int(seed), self.data, state)
+        return genomes
+
+    def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        children = np.array(genomes, dtype=np.int32, copy=True).reshape(-1, self.genome_shape[0])
+        state = self._work_state()
+        for i, seed in enumerate(self._seeds(rng, len(children))):
+            changes = int(rng.integers(1, self.mutate_changes + 1))
+            kernels.mutate_one(children[i], int(seed), changes, self.kempe_prob, self.data, state)
+        return children
+
+    def crossover(
+        self, parents_a: np.ndarray, parents_b: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        a = np.asarray(parents_a, dtype=np.int32).reshape(-1, self.genome_shape[0])
+        b = np.asarray(parents_b, dtype=np.int32).reshape(-1, self.genome_shape[0])
+        children = np.empty_like(a)
+        state = self._work_state()
+        for i, seed in enumerate(self._seeds(rng, len(a))):
+            kernels.crossover_courses(a[i], b[i], int(seed), self.data, state, children[i])
+        return children
+
+    def improve(
+        self,
+        genomes: np.ndarray,
+        fitness: np.ndarray,
+        rng: np.random.Generator,
+        ls_moves: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Simulated annealing on each genome; a result is never worse than its input."""
+        improved, improved_fitness, _ = self.improve_with_stats(genomes, fitness, rng, ls_moves)
+        return improved, improved_fitness
+
+    def improve_with_stats(
+        self,
+        genomes: np.ndarray,
+        fitness: np.ndarray | None,
+        rng: np.random.Generator,
+        ls_moves: int | None = None,
+        verify_every: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`improve` plus per-genome stats [n, 6]: hard, soft, move evaluations,
+        accepted moves, bookkeeping mismatches, repair ok."""
+        genomes = np.asarray(genomes, dtype=np.int32).reshape(-1, self.genome_shape[0])
+        current = self.evaluate(genomes)
+        moves = self.ls_moves if ls_moves is None else int(ls_moves)
+        out = genomes.copy()
+        out_fitness = current.copy()
+        stats = np.zeros((len(genomes), 6), dtype=np.int64)
+        state = self._work_state()
+        best = np.empty(self.genome_shape[0], dtype=np.int32)
+        for i, seed in enumerate(self._seeds(rng, len(genomes))):
+            kernels.anneal(
+                np.ascontiguousarray(genomes[i]), int(seed), moves, self.t_start, self.t_end,
+                self.ls_hard_weight, float(HARD_WEIGHT), self.period_only, self.room_only,
+                int(verify_every), self.data, state, best, stats[i],
+            )
+            if stats[i, 5] == 0:
+                continue
+            value = float(HARD_WEIGHT * stats[i, 0] + stats[i, 1])
+            if value <= current[i]:
+                out[i] = best
+                out_fitness[i] = value
+        return out, out_fitness, stats
+
+    def describe(self, genome: np.ndarray) -> dict[str, Any]:
+        b = self.breakdown(genome)[0]
+        return {
+            "hard_violations": int(b[:4].sum()),
+            "soft_cost": int(b[4:].sum()),
+            "lectures": int(b[0]),
+            "conflicts": int(b[1]),
+            "availability": int(b[2]),
+            "room_occupancy": int(b[3]),
+            "room_capacity": int(b[4]),
+            "min_working_days": int(b[5]),
+            "curriculum_compactness": int(b[6]),
+            "room_stability": int(b[7]),
+        }
+
+    def entries(self, genome: np.ndarray) -> np.ndarray:
+        """Solution entries (course, room, period) of a genome, in lecture order."""
+        return genome_to_entries(genome, self.instance)
+
+    def write(self, genome: np.ndarray, stem: Path) -> Path:
+        """Write `stem.sol` in the competition format; return its path."""
+        path = Path(stem).with_suffix(".sol")
+        return write_sol(self.entries(genome), self.instance, path)
