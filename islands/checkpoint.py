@@ -1,0 +1,111 @@
+"""The checkpoint codec: msgpack state files written atomically, and numpy array packing.
+
+Covers: `atomic_write_bytes()` (temp file in the same directory, write, flush, fsync,
+`os.replace`, fsync of the directory, so a crash leaves either the old file or the new
+one, never half of one), `save_state()` / `load_state()` (a msgpack map with the header
+`{"format": "islands-checkpoint", "v": 1, "state": {...}}`; unreadable, garbled or
+foreign files raise `InputError` naming the file) and `pack_array()` / `unpack_array()`
+(an array as `{"dtype", "shape", "data"}` with explicit byte order), which
+`Island.state()` uses.
+
+Does not cover: what goes into an island's state (`islands.island.Island.state`), when
+checkpoints are written, the run directory layout and resuming (the coordinator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from islands.errors import InputError
+
+CHECKPOINT_FORMAT = "islands-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old content or the new, never a mix."""
+    path = Path(path)
+    directory = path.parent
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            temp_file.write(data)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+    # The rename itself is only durable once the directory entry is on disk.
+    with contextlib.suppress(OSError):
+        directory_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` (msgpack-able values only) as a checkpoint file, atomically."""
+    document = {"format": CHECKPOINT_FORMAT, "v": CHECKPOINT_VERSION, "state": state}
+    atomic_write_bytes(Path(path), msgpack.packb(document, use_bin_type=True))
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """The state saved by `save_state()`; InputError naming the file if it is not one."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read checkpoint: {error.strerror or error}", path=path) from error
+    try:
+        document = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as error:  # msgpack raises several unrelated types for garbage
+        raise InputError(f"not a readable checkpoint ({type(error).__name__})", path=path) from error
+    if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
+        raise InputError("not an islands checkpoint (format header missing)", path=path)
+    if document.get("v") != CHECKPOINT_VERSION:
+        raise InputError(
+            f"checkpoint version {document.get('v')!r} is not supported (expected {CHECKPOINT_VERSION})",
+            path=path,
+        )
+    state = document.get("state")
+    if not isinstance(state, dict):
+        raise InputError("checkpoint has no state map", path=path)
+    return state
+
+
+def pack_array(array: np.ndarray) -> dict[str, Any]:
+    """An array as msgpack-able `{"dtype": "<f8", "shape": [...], "data": bytes}`."""
+    array = np.asarray(array)
+    if array.dtype.hasobject:
+        raise ValueError("cannot pack an object array")
+    # Explicit little-endian so files move between machines.
+    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return {"dtype": little.dtype.str, "shape": list(array.shape), "data": np.ascontiguousarray(little).tobytes()}
+
+
+def unpack_array(packed: Any) -> np.ndarray:
+    """The writable array packed by `pack_array()`; InputError if the map does not describe one."""
+    if not isinstance(packed, dict):
+        raise InputError("packed array is not a map")
+    try:
+        dtype = np.dtype(packed["dtype"])
+        shape = tuple(int(s) for s in packed["shape"])
+        data = packed["data"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"packed array is malformed ({error})") from error
+    if dtype.hasobject or not isinstance(data, bytes) or any(s < 0 for s in shape):
+        raise InputError("packed array has a bad dtype, shape or data")
+    expected = dtype.itemsize * int(np.prod(shape, dtype=object))
+    if expected != len(data):
+        raise InputError(f"packed array holds {len(data)} bytes, its shape needs {expected}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
