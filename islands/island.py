@@ -1,0 +1,377 @@
+"""The Island: one subpopulation's whole state and its one-generation step, with no process.
+
+Covers: `Island` (a `StreamingPopulation`, its random stream, the fitness cache, the
+best solution ever seen, counters), the actions the coordinator asks for (shrink, grow,
+pause growth, clear the cache, change the chunk size), elites out and immigrants in,
+`state()` / `from_state()` for checkpoints (restoring is exact: a restored island steps
+bit-for-bit like the original), and `derive_seed()` (independent, reproducible seeds
+per island).
+
+Does not cover: the process around an island, commands and telemetry (`islands.worker`),
+the wire format and topologies (`islands.migration`), writing the state to disk
+(`islands.checkpoint`), breeding itself (`islands.population`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import memory
+from islands.checkpoint import pack_array, unpack_array
+from islands.errors import InputError
+from islands.operators import best_k, replace_worst
+from islands.population import GenerationStats, StreamingPopulation
+from islands.problem import CompleteProblem, complete
+from memory.cache import BoundedCache
+
+STATE_FORMAT = "islands-island"
+STATE_VERSION = 1
+OPERATOR_PARAMS = ("elite_count", "tournament_size", "crossover_rate", "improve_count")
+# Cache entries are a 16-byte key and a float; this is what one costs in a dict (measured
+# order of magnitude: key bytes object ~49 B, float ~24 B, dict slot ~ 30-50 B).
+CACHE_ENTRY_BYTES = 128
+
+
+def derive_seed(run_seed: int, island_id: int) -> int:
+    """The seed of island `island_id` in a run seeded with `run_seed` (a 64-bit int).
+
+    Equal to spawning `SeedSequence(run_seed)` children and taking child `island_id`:
+    islands get statistically independent streams, the same in every run with that seed.
+    """
+    if island_id < 0:
+        raise ValueError(f"island id must be at least 0, got {island_id}")
+    child = np.random.SeedSequence(int(run_seed), spawn_key=(int(island_id),))
+    return int(child.generate_state(1, dtype=np.uint64)[0])
+
+
+def _seed_sequence(seed: int | np.random.SeedSequence, island_id: int) -> np.random.SeedSequence:
+    if isinstance(seed, np.random.SeedSequence):
+        return seed  # already the island's own sequence
+    return np.random.SeedSequence(derive_seed(int(seed), island_id))
+
+
+def _encode_ints(value: Any) -> Any:
+    """Ints as decimal strings (PCG64 state holds 128-bit ints; msgpack stops at 64)."""
+    if isinstance(value, dict):
+        return {key: _encode_ints(item) for key, item in value.items()}
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return {"int": str(value)}
+    return value
+
+
+def _decode_ints(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"int"}:
+            return int(value["int"])
+        return {key: _decode_ints(item) for key, item in value.items()}
+    return value
+
+
+class Island:
+    """One island: population + random stream + cache + best-ever, stepped by plain calls.
+
+    `seed` is an int (the run seed: the island derives its own with `derive_seed(seed,
+    island_id)`, so islands given the same int still get independent streams) or a
+    `SeedSequence` used as it is. `operator_params` go to `StreamingPopulation`
+    (elite_count, tournament_size, crossover_rate, improve_count). `cache_entries=0`
+    turns the fitness cache off. `max_population` defaults to the initial size.
+    """
+
+    def __init__(
+        self,
+        problem: CompleteProblem,
+        *,
+        island_id: int,
+        seed: int | np.random.SeedSequence,
+        population_size: int,
+        chunk_size: int | None = None,
+        streaming: bool = True,
+        cache_entries: int | None = 10_000,
+        cache_bytes: int | None = None,
+        min_population: int = 4,
+        max_population: int | None = None,
+        **operator_params: Any,
+    ) -> None:
+        unknown = sorted(set(operator_params) - set(OPERATOR_PARAMS))
+        if unknown:
+            raise InputError(
+                f"unknown island parameter {unknown[0]!r} (operator parameters: {', '.join(OPERATOR_PARAMS)})"
+            )
+        population_size = int(population_size)
+        min_population = int(min_population)
+        if population_size < 1:
+            raise InputError(f"population size must be at least 1, got {population_size}")
+        if min_population < 1:
+            raise InputError(f"min_population must be at least 1, got {min_population}")
+        max_population = population_size if max_population is None else int(max_population)
+        if max_population < min(min_population, population_size):
+            raise InputError(f"max_population {max_population} is below the minimum population")
+        self.problem = complete(problem)
+        self.island_id = int(island_id)
+        self._seed_sequence = _seed_sequence(seed, self.island_id)
+        self.rng = np.random.Generator(np.random.PCG64(self._seed_sequence))
+        self.min_population = min_population
+        self.max_population = max_population
+        self.cache_entries = cache_entries
+        self.cache_bytes_limit = cache_bytes
+        self.cache = self._make_cache(cache_entries, cache_bytes)
+        self.operator_params = dict(operator_params)
+        try:
+            self.population = StreamingPopulation(
+                self.problem,
+                population_size,
+                chunk_size=chunk_size,
+                streaming=streaming,
+                cache=self.cache,
+                **operator_params,
+            )
+        except ValueError as error:
+            raise InputError(str(error)) from error
+        self.generation = 0
+        self.evaluations = 0
+        self.cache_hits = 0
+        self.immigrants_accepted = 0
+        self.growth_paused = False
+        self._best_genome: np.ndarray | None = None
+        self._best_fitness = math.inf
+
+    @staticmethod
+    def _make_cache(entries: int | None, max_bytes: int | None) -> BoundedCache | None:
+        if entries == 0 or max_bytes == 0:
+            return None
+        return BoundedCache(
+            max_entries=entries, max_bytes=max_bytes, getsizeof=lambda _value: CACHE_ENTRY_BYTES
+        )
+
+    # ----------------------------------------------------------------- evolution
+    @property
+    def initialised(self) -> bool:
+        return self.population.initialised
+
+    def step(self) -> GenerationStats:
+        """One generation (the first call also creates and evaluates the initial population).
+
+        The first call's `evaluations` include the initial population's, so the stats of
+        all steps add up to `evaluations`.
+        """
+        init_evaluations = init_hits = 0
+        if not self.population.initialised:
+            init_stats = self.population.initialise(self.rng)
+            init_evaluations, init_hits = init_stats.evaluations, init_stats.cache_hits
+            self._note_best()
+        previous_best = self._best_fitness
+        stats = self.population.breed(self.rng)
+        stats.evaluations += init_evaluations
+        stats.cache_hits += init_hits
+        self.generation = self.population.generation
+        self.evaluations += stats.evaluations
+        self.cache_hits += stats.cache_hits
+        self._note_best()
+        stats.improved = bool(self._best_fitness < previous_best)
+        return stats
+
+    def _note_best(self) -> None:
+        if not self.population.initialised:
+            return
+        genome, fitness = self.population.best()
+        if fitness < self._best_fitness:
+            self._best_genome, self._best_fitness = genome, fitness
+
+    def best(self) -> tuple[np.ndarray, float]:
+        """The best genome ever seen (a copy) and its fitness, even if the population lost it."""
+        if self._best_genome is None:
+            raise RuntimeError(f"island {self.island_id} has not evaluated anything yet")
+        return self._best_genome.copy(), float(self._best_fitness)
+
+    @property
+    def best_fitness(self) -> float:
+        """Best fitness ever seen; inf before the first step."""
+        return float(self._best_fitness)
+
+    # ----------------------------------------------------------------- migration
+    def emigrants(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the best `k` survivors' genomes and fitness (fewer if the population is smaller)."""
+        if not self.population.initialised:
+            empty = np.empty((0, *self.problem.genome_shape), dtype=self.problem.genome_dtype)
+            return empty, np.empty(0, dtype=np.float64)
+        chosen = best_k(self.population.fitness, k)
+        return self.population.genomes[chosen].copy(), self.population.fitness[chosen].copy()
+
+    def accept_immigrants(self, genomes: np.ndarray, fitness: np.ndarray) -> int:
+        """Replace the worst survivors by better immigrants; returns how many were accepted.
+
+        Wrong shapes, dtypes or non-finite fitness are ignored (0 accepted), never raised:
+        immigrants come from other processes.
+        """
+        if not self.population.initialised:
+            return 0
+        genomes = np.asarray(genomes)
+        fitness = np.asarray(fitness)
+        if (
+            genomes.dtype != self.problem.genome_dtype
+            or genomes.ndim != 1 + len(self.problem.genome_shape)
+            or tuple(genomes.shape[1:]) != self.problem.genome_shape
+            or fitness.ndim != 1
+            or len(fitness) != len(genomes)
+            or not np.issubdtype(fitness.dtype, np.number)
+            or not np.all(np.isfinite(fitness))
+        ):
+            return 0
+        fitness = fitness.astype(np.float64)
+        accepted = replace_worst(self.population.genomes, self.population.fitness, genomes, fitness)
+        if accepted:
+            self.population.remember(genomes, fitness)
+            self.immigrants_accepted += accepted
+            self._note_best()
+        return accepted
+
+    # ----------------------------------------------------------------- memory actions
+    def shrink(self, factor: float = 0.5) -> int:
+        """Keep the best `factor` of the population (not below `min_population`); frees memory."""
+        current = self.population.size
+        new_size = max(self.min_population, int(current * float(factor)))
+        new_size = min(new_size, current)  # shrinking never grows
+        self.population.resize(new_size, self.rng)
+        memory.release_memory()
+        return self.population.size
+
+    def grow(self, factor: float = 2.0) -> int:
+        """Grow by `factor` (not above `max_population`) with evaluated offspring; no-op while paused."""
+        current = self.population.size
+        if self.growth_paused:
+            return current
+        new_size = min(self.max_population, max(current, math.ceil(current * float(factor))))
+        if new_size > current:
+            self.population.resize(new_size, self.rng)
+            evaluations, hits = self.population.take_counters()
+            self.evaluations += evaluations
+            self.cache_hits += hits
+            self._note_best()
+        return self.population.size
+
+    def clear_cache(self) -> None:
+        if self.cache is not None:
+            self.cache.clear()
+
+    def set_chunk_size(self, n: int | None) -> None:
+        if n is not None and int(n) < 1:
+            raise ValueError(f"chunk size must be at least 1, got {n}")
+        self.population.chunk_size = None if n is None else int(n)
+
+    @property
+    def chunk_size(self) -> int | None:
+        return self.population.chunk_size
+
+    @property
+    def population_size(self) -> int:
+        return self.population.size
+
+    @property
+    def population_bytes(self) -> int:
+        return self.population.nbytes
+
+    @property
+    def cache_bytes(self) -> int:
+        return 0 if self.cache is None else int(self.cache.bytes)
+
+    @property
+    def cache_stats(self) -> Any:
+        return None if self.cache is None else self.cache.stats
+
+    # ----------------------------------------------------------------- checkpoints
+    def config(self) -> dict[str, Any]:
+        return {
+            "streaming": self.population.streaming,
+            "cache_entries": self.cache_entries,
+            "cache_bytes": self.cache_bytes_limit,
+            "min_population": self.min_population,
+            "max_population": self.max_population,
+            "operator_params": dict(self.operator_params),
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly, as msgpack-able values only.
+
+        The fitness cache is not saved: a restored island starts with an empty cache, so its
+        evaluation and cache-hit counts may differ from the original's, never its genomes.
+        """
+        population = self.population
+        return {
+            "format": STATE_FORMAT,
+            "v": STATE_VERSION,
+            "problem": self.problem.name,
+            "island_id": self.island_id,
+            "rng": _encode_ints(self.rng.bit_generator.state),
+            "generation": self.generation,
+            "evaluations": self.evaluations,
+            "cache_hits": self.cache_hits,
+            "immigrants_accepted": self.immigrants_accepted,
+            "growth_paused": self.growth_paused,
+            "population_size": population.size,
+            "chunk_size": population.chunk_size,
+            "genomes": pack_array(population.genomes),
+            "fitness": pack_array(population.fitness),
+            "best_genome": None if self._best_genome is None else pack_array(self._best_genome),
+            "best_fitness": None if self._best_genome is None else float(self._best_fitness),
+            "config": self.config(),
+        }
+
+    @classmethod
+    def from_state(cls, problem: CompleteProblem, state: dict[str, Any]) -> Island:
+        """The island `state()` described, ready to step on exactly as the original would."""
+        problem = complete(problem)
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise InputError("not an island state (format header missing)")
+        if state.get("v") != STATE_VERSION:
+            raise InputError(f"island state version {state.get('v')!r} is not supported")
+        try:
+            config = state["config"]
+            island = cls(
+                problem,
+                island_id=int(state["island_id"]),
+                seed=0,  # replaced by the saved stream below
+                population_size=int(state["population_size"]),
+                chunk_size=state["chunk_size"],
+                streaming=bool(config["streaming"]),
+                cache_entries=config["cache_entries"],
+                cache_bytes=config["cache_bytes"],
+                min_population=int(config["min_population"]),
+                max_population=int(config["max_population"]),
+                **config["operator_params"],
+            )
+            island.rng.bit_generator.state = _decode_ints(state["rng"])
+            genomes = unpack_array(state["genomes"])
+            fitness = unpack_array(state["fitness"])
+            island.generation = int(state["generation"])
+            island.evaluations = int(state["evaluations"])
+            island.cache_hits = int(state["cache_hits"])
+            island.immigrants_accepted = int(state["immigrants_accepted"])
+            island.growth_paused = bool(state["growth_paused"])
+            best = state["best_genome"]
+            best_genome = None if best is None else unpack_array(best)
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, InputError):
+                raise
+            raise InputError(f"island state is malformed ({type(error).__name__}: {error})") from error
+        expected_shape = (len(fitness), *problem.genome_shape)
+        if genomes.dtype != problem.genome_dtype or genomes.shape != expected_shape:
+            raise InputError(
+                f"island state holds genomes {genomes.dtype}{list(genomes.shape)}, problem "
+                f"{problem.name} needs {problem.genome_dtype}{list(expected_shape)}"
+            )
+        population = island.population
+        population.genomes = genomes
+        population.fitness = fitness.astype(np.float64)
+        population.generation = island.generation
+        population._rng = island.rng
+        if best_genome is not None:
+            if best_genome.shape != problem.genome_shape:
+                raise InputError("island state's best genome does not fit the problem")
+            island._best_genome = best_genome.astype(problem.genome_dtype)
+            island._best_fitness = float(state["best_fitness"])
+        return island
