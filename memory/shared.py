@@ -181,6 +181,11 @@ class SharedArray:
         if readonly:
             array.flags.writeable = False
         self._array: np.ndarray | None = array
+        del array
+        # numpy views keep a reference to this array but no buffer export on the mapping, so
+        # unmapping under a live view would crash on its next access instead of raising.
+        # Any reference beyond this baseline is a view (or the array) someone still holds.
+        self._array_refs = sys.getrefcount(self._array)
 
     @property
     def name(self) -> str:
@@ -271,13 +276,12 @@ class SharedArray:
         """
         if self._shm is None:
             return
-        self._array = None
-        try:
-            self._shm.close()
-        except BufferError:
+        if sys.getrefcount(self._array) > self._array_refs:
             raise BufferError(
                 f"shared array '{self.name}' still has live numpy views; delete them before close()"
-            ) from None
+            )
+        self._array = None
+        self._shm.close()
         self._shm = None
 
     def unlink(self) -> None:
