@@ -57,7 +57,8 @@ class Migrants:
 
 @dataclass
 class MigrationStats:
-    """Migration counters of one island (or the router): messages and migrants."""
+    """Migration counters of one island: sent, received and accepted count migrants;
+    dropped counts messages (a dropped message's migrant count cannot be trusted)."""
 
     sent: int = 0
     received: int = 0
@@ -169,7 +170,10 @@ def decode_migrants(
     genome_dtype: Any,
     stats: MigrationStats | None = None,
 ) -> Migrants | None:
-    """The migrants in one wire message, or None (counted in `stats`) if it is not valid.
+    """The migrants in one wire message, or None if it is not valid.
+
+    With `stats`, a valid message adds its migrant count to `received`, an invalid one
+    adds 1 to `dropped` and to `dropped_reasons[reason]`.
 
     `run_id=None` accepts any run. Never raises, whatever `data` holds.
     Drop reasons: "undecodable" (not msgpack, truncated, trailing bytes, over the size
@@ -204,7 +208,7 @@ def decode_migrants(
             stats.drop(result)
         return None
     if stats is not None:
-        stats.received += 1
+        stats.received += result.count
     return result
 
 

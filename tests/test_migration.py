@@ -121,7 +121,7 @@ def test_stats_count_received_messages():
     decode(valid_message()[0], stats=stats)
     decode(b"junk", stats=stats)
     assert stats.as_dict() == {
-        "sent": 0, "received": 1, "accepted": 0, "dropped": 1,
+        "sent": 0, "received": 2, "accepted": 0, "dropped": 1,
         "dropped_reasons": {"undecodable": 1},
     }
 
