@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from islands.operators import best_k, tournament_select
+from islands.operators import best_k, replace_worst, tournament_select
 from islands.problem import CompleteProblem, genome_key
 
 # chunk_size_for(): fraction of the slice we plan to use at all (the rest covers the
@@ -37,19 +37,19 @@ def chunk_size_for(slice_bytes: int, individual_bytes: int, genome_bytes: int, p
 
     Formula (bytes)::
 
-        survivors = population * (genome_bytes + 8)            # genomes + float64 fitness
+        survivors = population * (genome_bytes + 8 + 16)       # genomes, fitness, sort indices
         usable    = slice_bytes * CHUNK_SAFETY_FACTOR          # 0.8: headroom for the rest
                     - slice_bytes * CHUNK_CACHE_SHARE          # 0.1: the fitness cache
-                    - 2 * survivors                            # survivors + the merge copy
-        per_child = individual_bytes + 3 * genome_bytes + 8    # phenotype + parents/child/merge
+                    - survivors
+        per_child = individual_bytes + 3 * genome_bytes + 8    # phenotype + parents/child copies
         chunk     = floor(usable / per_child), clamped to [1, population]
 
     A slice too small for even one child still gives 1: the island then runs one child
     at a time and the coordinator's pressure policy decides the rest.
     """
     population = max(1, int(population))
-    survivors = population * (int(genome_bytes) + 8)
-    usable = int(slice_bytes) * (CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE) - 2 * survivors
+    survivors = population * (int(genome_bytes) + 8 + 16)
+    usable = int(slice_bytes) * (CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE) - survivors
     per_child = max(1, int(individual_bytes) + 3 * int(genome_bytes) + 8)
     chunk = int(usable // per_child) if usable > 0 else 1
     return max(1, min(population, chunk))
@@ -250,12 +250,13 @@ class StreamingPopulation:
         return children, fitness
 
     def _reduce(self, genomes: np.ndarray, fitness: np.ndarray) -> None:
-        """(mu+lambda): the best `size` of survivors + newcomers; survivors win ties."""
-        merged_fitness = np.concatenate([self.fitness, fitness])
-        keep = best_k(merged_fitness, self.size)
-        merged_genomes = np.concatenate([self.genomes, genomes])
-        self.genomes = merged_genomes[keep]
-        self.fitness = merged_fitness[keep]
+        """(mu+lambda) in place: survivors become the best `size` of survivors + newcomers.
+
+        Pairing the best newcomer with the worst survivor and so on (`replace_worst`) keeps
+        exactly the best `size` of the union (survivors win ties), without the merged copy
+        a concatenate-and-sort would allocate for every chunk.
+        """
+        replace_worst(self.genomes, self.fitness, genomes, fitness)
 
     def breed(self, rng: np.random.Generator) -> GenerationStats:
         """One generation: `size` offspring in chunks, each merged into the survivors at once."""

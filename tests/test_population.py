@@ -221,3 +221,31 @@ def test_operators():
     assert replaced == 1
     assert resident.tolist() == [1.0, 2.0, 3.0, 4.0, 0.5]
     assert genomes[4, 0] == 20.0
+
+
+class LoggingSphere(RecordingSphere):
+    """Sphere that remembers every fitness value it returned."""
+
+    def __init__(self):
+        super().__init__()
+        self.returned: list[np.ndarray] = []
+
+    def evaluate(self, genomes):
+        fitness = super().evaluate(genomes)
+        self.returned.append(fitness.copy())
+        return fitness
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 16])
+def test_survivors_are_the_best_of_survivors_and_all_offspring(chunk_size):
+    inner = LoggingSphere()
+    population = StreamingPopulation(complete(inner), 16, chunk_size=chunk_size)
+    rng = np.random.default_rng(9)
+    population.initialise(rng)
+    for _ in range(3):
+        before = population.fitness.copy()
+        inner.returned.clear()
+        population.breed(rng)
+        union = np.concatenate([before, *inner.returned])
+        np.testing.assert_array_equal(np.sort(population.fitness), np.sort(union)[:16])
+        np.testing.assert_array_equal(population.fitness, inner.evaluate(population.genomes))
