@@ -325,9 +325,7 @@ class Run:
             except queue.Empty:
                 return
             used = getattr(sample, "pss_total", 0) if sample is not None else 0
-            (logger.warning if new >= PressureLevel.HIGH else logger.info)(
-                "[GA] Memory pressure %s -> %s (%s of %s)", old, new, format_bytes(int(used)),
-                format_bytes(self.plan.budget_bytes if self.plan else 0))
+            # MemoryMonitor logs the change itself; here it becomes an event and a cleanup.
             self.event("pressure", old=str(old), new=str(new), used_bytes=int(used))
             self.pressure_event(PressureLevel(new), "level_change", None)
             if new > old:

@@ -266,7 +266,9 @@ class IslandLoop:
 
     def maybe_checkpoint(self) -> None:
         generation = self.island.generation
-        if generation - self.last_checkpoint_generation < self.spec.checkpoint_interval:
+        # The first generation is always saved, so a terminated island has something to resume.
+        if (self.last_checkpoint_generation >= 0
+                and generation - self.last_checkpoint_generation < self.spec.checkpoint_interval):
             return
         if (self.last_checkpoint_generation >= 0
                 and time.monotonic() - self.last_checkpoint < self.spec.checkpoint_min_seconds):
@@ -372,11 +374,9 @@ class IslandLoop:
             if spec.max_generations is not None and self.island.generation >= spec.max_generations:
                 reason = "generations"
                 break
-            generation_stats = self.island.step()
+            self.island.step()
             generation = self.island.generation
             self.telemetry()
-            if generation_stats.improved or self.best_unreported:
-                self.report_best()
             if spec.n_islands > 1 and should_migrate(generation, spec.migration_interval):
                 self.emigrate(generation)
                 if spec.sync:
@@ -384,6 +384,8 @@ class IslandLoop:
                 self.report_stats()
             if not spec.sync:
                 self.take_async()
+            # Immigrants can improve the best too, so this checks every generation (cheap).
+            self.report_best()
             self.maybe_checkpoint()
         self.report_best(force=True)
         self.report_stats()
