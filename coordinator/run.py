@@ -143,27 +143,28 @@ class Run:
     # -- set-up -------------------------------------------------------------------
     def _set_up(self) -> None:
         config = self.config
+        # Plan first: a budget that fits nothing fails before anything is created.
+        arrays = self.problem.shared_arrays()
+        shared_bytes = sum(int(np.asarray(a).nbytes) for a in arrays.values())
+        budget = compute_budget(config.memory_budget)
+        self.plan = plan_run(
+            problem=self.problem, budget_bytes=budget, coordinator_bytes=_own_pss(),
+            shared_bytes=shared_bytes, islands=config.islands, population=config.population,
+            chunk_size=config.chunk_size, streaming=config.streaming, cores=self.cores,
+        )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "checkpoint").mkdir(exist_ok=True)
         (self.run_dir / "config.toml").write_text(config.to_toml())
         self.events_file = open(self.run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        removed = sweep_dead_segments()
-        if removed:
-            logger.info("[GA] Removed %d shared-memory segment(s) left by dead runs", len(removed))
-        arrays = self.problem.shared_arrays()
-        for name, array in arrays.items():
-            self.shared[name] = SharedArray.from_array(np.ascontiguousarray(array), tag=name[:8])
-        shared_bytes = sum(int(np.asarray(a).nbytes) for a in arrays.values())
-        budget = compute_budget(config.memory_budget)
-        coordinator_bytes = _own_pss()
-        self.plan = plan_run(
-            problem=self.problem, budget_bytes=budget, coordinator_bytes=coordinator_bytes,
-            shared_bytes=shared_bytes, islands=config.islands, population=config.population,
-            chunk_size=config.chunk_size, streaming=config.streaming, cores=self.cores,
-        )
         logger.info(self.plan.log_line())
         for reason in self.plan.reasons:
             logger.debug("[GA] %s", reason)
+        removed = sweep_dead_segments()
+        if removed:
+            logger.info("[GA] Removed %d shared-memory segment(s) left by dead runs", len(removed))
+        for name, array in arrays.items():
+            self.shared[name] = SharedArray.from_array(np.ascontiguousarray(array), tag=name[:8])
+        del arrays
         self.event("config", **{k: v for k, v in vars(self.plan).items() if k != "reasons"})
         try:
             thresholds = Thresholds(**config.thresholds) if config.thresholds else None
