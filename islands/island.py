@@ -33,6 +33,7 @@ OPERATOR_PARAMS = ("elite_count", "tournament_size", "crossover_rate", "improve_
 # Cache entries are a 16-byte key and a float; this is what one costs in a dict (measured
 # order of magnitude: key bytes object ~49 B, float ~24 B, dict slot ~ 30-50 B).
 CACHE_ENTRY_BYTES = 128
+DEFAULT_CACHE_ENTRIES = 10_000
 
 
 def derive_seed(run_seed: int, island_id: int) -> int:
@@ -79,7 +80,9 @@ class Island:
     island_id)`, so islands given the same int still get independent streams) or a
     `SeedSequence` used as it is. `operator_params` go to `StreamingPopulation`
     (elite_count, tournament_size, crossover_rate, improve_count). `cache_entries=0`
-    turns the fitness cache off. `max_population` defaults to the initial size.
+    turns the fitness cache off; the cache always has a bound (both None means
+    `DEFAULT_CACHE_ENTRIES`). `max_population` defaults to the initial size. Evaluations
+    a problem's `improve()` makes itself are not counted in `evaluations`.
     """
 
     def __init__(
@@ -144,6 +147,8 @@ class Island:
     def _make_cache(entries: int | None, max_bytes: int | None) -> BoundedCache | None:
         if entries == 0 or max_bytes == 0:
             return None
+        if entries is None and max_bytes is None:
+            entries = DEFAULT_CACHE_ENTRIES  # an unbounded cache is what froze the old system
         return BoundedCache(
             max_entries=entries, max_bytes=max_bytes, getsizeof=lambda _value: CACHE_ENTRY_BYTES
         )
@@ -257,6 +262,18 @@ class Island:
     def clear_cache(self) -> None:
         if self.cache is not None:
             self.cache.clear()
+
+    def resize_cache(self, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+        """New cache bounds, evicting down to them now (0 for either turns the cache off)."""
+        if max_entries == 0 or max_bytes == 0:
+            self.cache = self.population.cache = None
+        elif self.cache is None:
+            self.cache = self.population.cache = self._make_cache(max_entries, max_bytes)
+        else:
+            if max_entries is None and max_bytes is None:
+                max_entries = DEFAULT_CACHE_ENTRIES
+            self.cache.resize(max_entries=max_entries, max_bytes=max_bytes)
+        self.cache_entries, self.cache_bytes_limit = max_entries, max_bytes
 
     def set_chunk_size(self, n: int | None) -> None:
         if n is not None and int(n) < 1:

@@ -41,7 +41,8 @@ def chunk_size_for(slice_bytes: int, individual_bytes: int, genome_bytes: int, p
         usable    = slice_bytes * CHUNK_SAFETY_FACTOR          # 0.8: headroom for the rest
                     - slice_bytes * CHUNK_CACHE_SHARE          # 0.1: the fitness cache
                     - survivors
-        per_child = individual_bytes + 3 * genome_bytes + 8    # phenotype + parents/child copies
+        per_child = individual_bytes + 5 * genome_bytes + 8    # phenotype + 2 parents, crossed,
+                                                               # child, mutated child
         chunk     = floor(usable / per_child), clamped to [1, population]
 
     A slice too small for even one child still gives 1: the island then runs one child
@@ -50,7 +51,7 @@ def chunk_size_for(slice_bytes: int, individual_bytes: int, genome_bytes: int, p
     population = max(1, int(population))
     survivors = population * (int(genome_bytes) + 8 + 16)
     usable = int(slice_bytes) * (CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE) - survivors
-    per_child = max(1, int(individual_bytes) + 3 * int(genome_bytes) + 8)
+    per_child = max(1, int(individual_bytes) + 5 * int(genome_bytes) + 8)
     chunk = int(usable // per_child) if usable > 0 else 1
     return max(1, min(population, chunk))
 

@@ -201,6 +201,15 @@ def test_cache_can_be_cleared_and_turned_off(rastrigin):
     uncached = make_island(rastrigin, cache_entries=0)
     uncached.step()
     assert uncached.cache_stats is None and uncached.cache_bytes == 0
+    uncached.resize_cache(max_entries=30)
+    uncached.step()
+    assert uncached.cache_stats.entries == 30
+    uncached.resize_cache(max_entries=10)
+    assert uncached.cache_stats.entries == 10
+    uncached.resize_cache(max_entries=0)
+    assert uncached.cache_stats is None and uncached.step().cache_hits == 0
+    # Both bounds None still gives a bounded cache.
+    assert make_island(rastrigin, cache_entries=None).cache.max_entries == 10_000
 
 
 def test_set_chunk_size_changes_the_next_generation(rastrigin):
