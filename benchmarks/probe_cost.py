@@ -1,0 +1,106 @@
+"""How much CPU the memory monitor costs: time `ProcessProbe.sample(pids)` over idle processes.
+
+Starts 1, 8 and 32 real idle Python processes (each touching a few MB), times one sample of
+all of them many times, and prints the median milliseconds per sample (median over several
+repeats of many samples) and what that costs as a share of one core at the monitor's
+default 0.5 s interval. Target: 8 processes under 5 ms per sample.
+
+Run: .venv/bin/python benchmarks/probe_cost.py [--counts 1,8,32] [--samples 200] [--repeats 5]
+     [--child-imports numpy]   (island-like processes: more mappings make smaps_rollup slower)
+
+Does not cover: the monitor's hysteresis (tests/test_memory_monitor.py) or the memory the
+islands use (benchmarks for the run itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+from memory.probe import ProcessProbe
+
+CHILD_CODE = """
+import sys
+{imports}
+ballast = bytearray({mb} << 20)
+ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page
+sys.stdout.write("ready\\n")
+sys.stdout.flush()
+sys.stdin.read()  # idle until the benchmark closes stdin
+"""
+
+
+def start_idle_processes(count: int, mb: int, imports: str = "") -> list[subprocess.Popen]:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD_CODE.format(mb=mb, imports=f"import {imports}" if imports else "")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    for process in processes:
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"idle process {process.pid} failed to start")
+    return processes
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.stdin.close()
+    for process in processes:
+        process.wait(30)
+
+
+def time_samples(probe: ProcessProbe, pids: list[int], samples: int, repeats: int) -> float:
+    """Median over `repeats` of the median seconds per sample over `samples` samples."""
+    probe.sample(pids)  # warm up
+    medians = []
+    for _ in range(repeats):
+        durations = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            sample = probe.sample(pids)
+            durations.append(time.perf_counter() - start)
+        if len(sample.pss_by_pid) != len(pids):
+            raise RuntimeError(f"measured {len(sample.pss_by_pid)} of {len(pids)} processes")
+        medians.append(statistics.median(durations))
+    return statistics.median(medians)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default="1,8,32", help="process counts, comma-separated")
+    parser.add_argument("--samples", type=int, default=200, help="samples per repeat")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats (median taken)")
+    parser.add_argument("--mb", type=int, default=4, help="MB each idle process touches")
+    parser.add_argument("--interval", type=float, default=0.5, help="monitor interval (s)")
+    parser.add_argument(
+        "--child-imports",
+        default="",
+        help="modules the idle processes import first, e.g. numpy (more mappings, as islands have)",
+    )
+    args = parser.parse_args(argv)
+
+    probe = ProcessProbe()
+    print(f"ProcessProbe.sample cost: median of {args.repeats} x {args.samples} samples, "
+          f"idle processes touching {args.mb} MB each"
+          + (f", importing {args.child_imports}" if args.child_imports else ""))
+    print(f"{'processes':>9}  {'median ms/sample':>16}  {'% of one core @ ' + str(args.interval) + 's':>22}")
+    for count in (int(c) for c in args.counts.split(",")):
+        processes = start_idle_processes(count, args.mb, args.child_imports)
+        try:
+            seconds = time_samples(probe, [p.pid for p in processes], args.samples, args.repeats)
+        finally:
+            stop_processes(processes)
+        share = 100 * seconds / args.interval
+        print(f"{count:>9}  {seconds * 1000:>16.3f}  {share:>21.3f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
