@@ -292,8 +292,9 @@ class StreamingPopulation:
             return self.size
         if new_size < self.size:
             keep = best_k(self.fitness, new_size)
-            self.genomes = self.genomes[keep].copy()
-            self.fitness = self.fitness[keep].copy()
+            # Fancy indexing copies, so the old, larger arrays are freed right here.
+            self.genomes = self.genomes[keep]
+            self.fitness = self.fitness[keep]
             self.size = new_size
             return self.size
         rng = rng if rng is not None else self._rng
