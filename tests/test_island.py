@@ -228,3 +228,17 @@ def test_bad_parameters_are_input_errors(rastrigin):
         make_island(rastrigin, population_size=0)
     with pytest.raises(InputError, match="crossover_rate"):
         make_island(rastrigin, crossover_rate=2.0)
+
+
+@pytest.mark.slow
+def test_shrink_gives_survivor_memory_back_to_the_os():
+    psutil = pytest.importorskip("psutil")
+    wide = build_problem("sphere:dim=20000")  # 160 kB a genome: 500 of them are 80 MB
+    island = Island(wide, island_id=0, seed=1, population_size=500, chunk_size=50)
+    island.step()
+    assert island.population_bytes == 500 * (20000 * 8 + 8)
+    before = psutil.Process().memory_info().rss
+    assert island.shrink(0.25) == 125
+    after = psutil.Process().memory_info().rss
+    assert island.population_bytes == 125 * (20000 * 8 + 8)
+    assert before - after > 0.6 * (500 - 125) * 20000 * 8
