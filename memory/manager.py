@@ -90,6 +90,12 @@ class MemoryManager:
         reserve_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
+        """Create the ledger (one row per island) and the monitor (not started yet).
+
+        `reserve_bytes` is the host RAM that must stay available (below it: CRITICAL at once);
+        None means `default_reserve_bytes(total_memory_bytes())`. `probe` defaults to the
+        real `ProcessProbe`; tests pass a `ScriptedProbe` and call `monitor.tick()`.
+        """
         if budget_bytes <= 0:
             raise BudgetError(f"invalid memory budget {budget_bytes}: must be positive")
         if n_islands < 1:

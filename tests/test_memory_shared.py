@@ -141,6 +141,22 @@ def test_create_attach_close_unlink_in_one_process():
         SharedArray.attach(handle)
 
 
+def test_readonly_attach_and_empty_array():
+    owner = SharedArray.from_array(np.ones(4, dtype=np.int32), tag="ro")
+    empty = SharedArray.create((0,), np.float64, tag="empty")
+    try:
+        reader = SharedArray.attach(owner.handle, readonly=True)
+        with pytest.raises(ValueError, match="read-only"):
+            reader.array[0] = 5
+        assert reader.array.sum() == 4
+        reader.close()
+        assert SharedArray.attach(empty.handle).array.shape == (0,)
+    finally:
+        for shared in (owner, empty):
+            shared.close()
+            shared.unlink()
+
+
 def test_close_refuses_while_views_are_alive():
     owner = SharedArray.create((8,), np.int64, tag="views")
     try:
