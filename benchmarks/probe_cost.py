@@ -36,7 +36,11 @@ sys.stdin.read()  # idle until the benchmark closes stdin
 def start_idle_processes(count: int, mb: int, imports: str = "") -> list[subprocess.Popen]:
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD_CODE.format(mb=mb, imports=f"import {imports}" if imports else "")],
+            [
+                sys.executable,
+                "-c",
+                CHILD_CODE.format(mb=mb, imports=f"import {imports}" if imports else ""),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -87,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     probe = ProcessProbe()
-    print(f"ProcessProbe.sample cost: median of {args.repeats} x {args.samples} samples, "
-          f"idle processes touching {args.mb} MB each"
-          + (f", importing {args.child_imports}" if args.child_imports else ""))
-    print(f"{'processes':>9}  {'median ms/sample':>16}  {'% of one core @ ' + str(args.interval) + 's':>22}")
+    print(
+        f"ProcessProbe.sample cost: median of {args.repeats} x {args.samples} samples, "
+        f"idle processes touching {args.mb} MB each"
+        + (f", importing {args.child_imports}" if args.child_imports else "")
+    )
+    print(
+        f"{'processes':>9}  {'median ms/sample':>16}  {'% of one core @ ' + str(args.interval) + 's':>22}"
+    )
     for count in (int(c) for c in args.counts.split(",")):
         processes = start_idle_processes(count, args.mb, args.child_imports)
         try:

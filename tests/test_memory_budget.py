@@ -111,7 +111,10 @@ def test_real_machine_numbers_are_sane():
 
 
 def test_island_slice():
-    assert island_slice_bytes(1000 * MIB, 4, coordinator_bytes=80 * MIB, shared_bytes=120 * MIB) == 200 * MIB
+    assert (
+        island_slice_bytes(1000 * MIB, 4, coordinator_bytes=80 * MIB, shared_bytes=120 * MIB)
+        == 200 * MIB
+    )
 
 
 def test_island_slice_leaves_nothing_message():
@@ -127,8 +130,15 @@ def test_island_slice_leaves_nothing_message():
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(0, "0B"), (512, "512B"), (12 * 1024, "12KB"), (667 * MIB, "667MB"),
-     (int(2.1 * GIB), "2.1GB"), (3 << 40, "3.0TB"), (-5 * MIB, "-5MB")],
+    [
+        (0, "0B"),
+        (512, "512B"),
+        (12 * 1024, "12KB"),
+        (667 * MIB, "667MB"),
+        (int(2.1 * GIB), "2.1GB"),
+        (3 << 40, "3.0TB"),
+        (-5 * MIB, "-5MB"),
+    ],
 )
 def test_format_bytes(n, text):
     assert format_bytes(n) == text

@@ -40,10 +40,24 @@ def manager():
 
 def test_package_exports():
     for name in [
-        "MemoryManager", "MemoryMonitor", "BoundedCache", "PressureLevel", "parse_size",
-        "Thresholds", "compute_budget", "island_slice_bytes", "BudgetError", "SharedArray",
-        "Ledger", "IslandState", "Command", "ProcessProbe", "ScriptedProbe", "MemorySample",
-        "format_bytes", "release_memory",
+        "MemoryManager",
+        "MemoryMonitor",
+        "BoundedCache",
+        "PressureLevel",
+        "parse_size",
+        "Thresholds",
+        "compute_budget",
+        "island_slice_bytes",
+        "BudgetError",
+        "SharedArray",
+        "Ledger",
+        "IslandState",
+        "Command",
+        "ProcessProbe",
+        "ScriptedProbe",
+        "MemorySample",
+        "format_bytes",
+        "release_memory",
     ]:
         assert hasattr(memory, name), name
 
@@ -71,8 +85,9 @@ def test_pids_are_own_plus_registered(manager):
 
 
 def test_monitor_samples_the_managed_pids(manager):
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                             stdin=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         made = manager(probe=ProcessProbe())
         made.register_pid(1, child.pid)
@@ -154,8 +169,9 @@ release_memory()
 after = read_smaps_rollup(os.getpid())[2]
 print(filled - after)
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     freed = int(result.stdout)
     assert freed > 100 * MIB
 

@@ -53,8 +53,14 @@ def _child_main(inbox, outbox):
             island = message[2]
             ledger = Ledger.attach(message[1])
             ledger.update(
-                island, pid=os.getpid(), state=IslandState.RUNNING, generation=17,
-                best_fitness=3.25, evaluations=1700, population=64, measured_bytes=123 * MIB,
+                island,
+                pid=os.getpid(),
+                state=IslandState.RUNNING,
+                generation=17,
+                best_fitness=3.25,
+                evaluations=1700,
+                population=64,
+                measured_bytes=123 * MIB,
             )
             ledger.heartbeat(island)
             outbox.put(("updated",))
@@ -79,7 +85,9 @@ class Child:
     def __init__(self):
         self.inbox = SPAWN.Queue()
         self.outbox = SPAWN.Queue()
-        self.process = SPAWN.Process(target=_child_main, args=(self.inbox, self.outbox), daemon=True)
+        self.process = SPAWN.Process(
+            target=_child_main, args=(self.inbox, self.outbox), daemon=True
+        )
         self.process.start()
 
     def ask(self, *message, timeout=60):
@@ -177,7 +185,10 @@ def test_full_shm_fails_at_creation_with_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(os, "posix_fallocate", no_space)
     before = set(os.listdir("/dev/shm"))
-    with pytest.raises(SharedMemoryError, match=r"cannot reserve 64MB of shared memory for 'islands_\d+_big_\d+': no space left"):
+    with pytest.raises(
+        SharedMemoryError,
+        match=r"cannot reserve 64MB of shared memory for 'islands_\d+_big_\d+': no space left",
+    ):
         SharedArray.create((64 * MIB,), np.uint8, tag="big")
     assert set(os.listdir("/dev/shm")) == before
 
@@ -199,7 +210,9 @@ def test_ledger_rows_commands_and_validation():
     try:
         rows = ledger.snapshot()
         assert len(rows) == 3
-        assert all(r["state"] is IslandState.STARTING and r["best_fitness"] == float("inf") for r in rows)
+        assert all(
+            r["state"] is IslandState.STARTING and r["best_fitness"] == float("inf") for r in rows
+        )
         assert ledger.pending_command(1) is None
         first = ledger.send_command(1, Command.SHRINK, 0.5)
         second = ledger.send_command(1, Command.HIBERNATE)
