@@ -139,6 +139,8 @@ class IslandLoop:
         self.island_id = spec.island_id
         if spec.resume_from and Path(spec.resume_from).exists():
             self.island = Island.from_state(problem, load_state(Path(spec.resume_from)))
+            # A restarted island starts free to grow; the coordinator pauses it again if needed.
+            self.island.growth_paused = False
         else:
             self.island = Island(
                 problem,
@@ -156,7 +158,6 @@ class IslandLoop:
         self.stats = MigrationStats()
         self.declined = 0
         self.decline_immigrants = False
-        self.shrunk = False
         # generation -> source island -> payload (sync mode buffers early arrivals).
         self.buffered: dict[int, dict[int, bytes]] = {}
         self.reported_best = float("inf")
@@ -213,6 +214,12 @@ class IslandLoop:
             heartbeat=time.time(),
         )
 
+    def evolving_state(self) -> IslandState:
+        """SHRUNK while below the configured population (the policy regrows those)."""
+        if self.island.population_size < self.spec.population:
+            return IslandState.SHRUNK
+        return IslandState.RUNNING
+
     # -- commands -----------------------------------------------------------------
     def handle_commands(self) -> str | None:
         """Execute a pending ledger command; return an exit reason or None to go on."""
@@ -225,14 +232,10 @@ class IslandLoop:
         exit_reason: str | None = None
         if command == Command.SHRINK:
             island.shrink(arg if 0.0 < arg < 1.0 else 0.5)
-            self.shrunk = True
-            self.ledger.update(self.island_id, state=int(IslandState.SHRUNK))
+            self.ledger.update(self.island_id, state=int(self.evolving_state()))
         elif command == Command.GROW:
             island.grow(arg if arg > 1.0 else 2.0)
-            if self.spec.max_population is None or island.population_size >= self.spec.max_population:
-                self.shrunk = island.population_size < self.spec.population
-            if not self.shrunk:
-                self.ledger.update(self.island_id, state=int(IslandState.RUNNING))
+            self.ledger.update(self.island_id, state=int(self.evolving_state()))
         elif command == Command.CLEAR_CACHE:
             island.clear_cache()
             release_memory()
@@ -363,7 +366,7 @@ class IslandLoop:
     # -- main loop ----------------------------------------------------------------
     def run(self) -> str:
         spec = self.spec
-        self.ledger.update(self.island_id, pid=os.getpid(), state=int(IslandState.RUNNING),
+        self.ledger.update(self.island_id, pid=os.getpid(), state=int(self.evolving_state()),
                            population=self.island.population_size, heartbeat=time.time())
         self.send("started", self.island_id, os.getpid())
         reason: str | None = None

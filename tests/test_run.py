@@ -1,0 +1,137 @@
+"""The run loop end to end with real island processes (coordinator.run)."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from coordinator.config import RunConfig
+from coordinator.run import Run, execute_run
+from memory.probe import MemoryProbe, ScriptedProbe
+
+
+def config(tmp_path, name="run", **values):
+    base = dict(problem="rastrigin:dim=20", islands=2, generations=30, seed=7,
+                out=str(tmp_path / name), quiet=True)
+    base.update(values)
+    return RunConfig(**base)
+
+
+def events(run_dir):
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+
+def test_sync_runs_are_reproducible_from_the_seed(tmp_path):
+    first = execute_run(config(tmp_path, "a", sync=True, migration_interval=3))
+    second = execute_run(config(tmp_path, "b", sync=True, migration_interval=3))
+    other_seed = execute_run(config(tmp_path, "c", sync=True, migration_interval=3, seed=8))
+    assert first["stopped_by"] == second["stopped_by"] == "generations"
+    assert first["best_fitness"] == second["best_fitness"]
+    assert first["evaluations"] == second["evaluations"]
+    assert first["migrants"]["accepted"] == second["migrants"]["accepted"] > 0
+    assert other_seed["best_fitness"] != first["best_fitness"]
+
+
+def test_run_directory_contents(tmp_path):
+    summary = execute_run(config(tmp_path, generations=12))
+    run_dir = tmp_path / "run"
+    assert summary["run_dir"] == str(run_dir)
+    assert (run_dir / "config.toml").exists() and (run_dir / "summary.json").exists()
+    assert sorted(p.name for p in (run_dir / "checkpoint").iterdir()) == [
+        "island-0.msgpack", "island-1.msgpack"]
+    kinds = {event["event"] for event in events(run_dir)}
+    assert {"config", "island_started", "island_done", "summary"} <= kinds
+    # Nothing is left in shared memory by this run.
+    assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"islands_{os.getpid()}_")]
+
+
+def test_stops_on_evaluations_and_stagnation(tmp_path):
+    by_evaluations = execute_run(config(tmp_path, "e", generations=None, evaluations=2000,
+                                        time_limit=120))
+    assert by_evaluations["stopped_by"] == "evaluations"
+    assert by_evaluations["evaluations"] >= 2000
+    by_target = execute_run(config(tmp_path, "t", generations=None, target=1e9, time_limit=120))
+    assert by_target["stopped_by"] == "target"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_with_sigkill_is_noticed_and_the_run_goes_on(tmp_path):
+    run = Run(config(tmp_path, generations=None, time_limit=8.0))
+    killed = {}
+
+    def kill_island_one():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            handle = run.handles.get(1)
+            if handle is not None and run.manager is not None and \
+                    run.manager.ledger.row(1)["generation"] >= 2:
+                killed["pid"] = handle.pid
+                os.kill(handle.pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_island_one)
+    killer.start()
+    summary = run.execute()
+    killer.join()
+    assert "pid" in killed
+    assert summary["failed_islands"] == [1]
+    assert summary["stopped_by"] == "time_limit"
+    crash = [e for e in events(tmp_path / "run") if e["event"] == "crash"]
+    assert crash and crash[0]["island"] == 1 and crash[0]["exitcode"] == -signal.SIGKILL
+    # Island 0 kept evolving after the crash.
+    assert summary["generations"] > 2
+
+
+class ReadyThenScripted(MemoryProbe):
+    """Calm samples until every island has evolved a generation, then the script.
+
+    Real memory cannot be made to follow a script on demand; this replays a pressure
+    episode while the islands, commands, checkpoints and restarts are all real.
+    """
+
+    def __init__(self, items, calm_bytes):
+        self.script = ScriptedProbe(items)
+        self.calm = ScriptedProbe([calm_bytes])
+        self.run = None
+        self.started = False
+
+    def sample(self, pids):
+        pids = list(pids)
+        if not self.started:
+            ledger = self.run.manager.ledger if self.run and self.run.manager else None
+            if ledger is None or len(pids) < 3 or min(
+                    r["generation"] for r in ledger.snapshot()) < 1:
+                return self.calm.sample(pids)
+            self.started = True
+        return self.script.sample(pids)
+
+
+@pytest.mark.slow
+def test_pressure_episode_shrinks_hibernates_terminates_and_resumes(tmp_path):
+    mb = 2**20
+    budget = 1000 * mb
+    items = [800 * mb] * 15 + [900 * mb] * 20 + [970 * mb] * 10 + [100 * mb]
+    probe = ReadyThenScripted(items, calm_bytes=100 * mb)
+    run = Run(config(tmp_path, generations=None, time_limit=20.0, memory_budget="1000M",
+                     monitor_interval=0.1, population=32), probe=probe)
+    probe.run = run
+    summary = run.execute()
+    assert summary["budget_bytes"] == budget
+    actions = [(e["level"], e["action"]) for e in summary["pressure_events"]
+               if e["action"] != "level_change"]
+    assert ("high", "shrink") in actions
+    assert ("critical", "hibernate") in actions
+    assert ("emergency", "terminate") in actions
+    assert [a for a in actions if a[1] == "resume"], actions
+    assert summary["failed_islands"] == []
+    assert summary["stopped_by"] == "time_limit"
+    run_events = events(tmp_path / "run")
+    kinds = [e["event"] for e in run_events]
+    assert "hibernated" in kinds
+    # Both islands came back (one hibernated, one terminated) and evolved again.
+    assert sorted(e["island"] for e in run_events if e["event"] == "restart") == [0, 1]
+    assert kinds.count("island_started") == 4
