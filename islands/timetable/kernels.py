@@ -40,7 +40,8 @@ def evaluate_one(genome, data, out):
     """Validator semantics on one genome; out[8] = lectures, conflicts, availability,
     room occupancy, capacity, min working days (x5), compactness (x2), stability."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     R = dims[D_ROOMS]
     P = dims[D_PERIODS]
     ppd = dims[D_PPD]
@@ -107,7 +108,7 @@ def evaluate_one(genome, data, out):
     compact = 0
     for q in range(Q):
         for p in range(P):
-            compact += _contrib(curr_load, q * P, p, ppd)
+            compact += _contrib(curr_load, q * P, p, ppd, period_pos)
     out[0] = lectures
     out[1] = conflicts
     out[2] = avail
@@ -125,12 +126,13 @@ def evaluate_batch(genomes, data, out):
 
 
 @njit(cache=True)
-def _contrib(load, base, p, ppd):
-    """Isolated-lecture count of one curriculum at period p (0 when not isolated)."""
+def _contrib(load, base, p, ppd, period_pos):
+    """Isolated-lecture count of one curriculum at period p (0 when not isolated).
+    `period_pos[p]` is p's position in its day (a table: no division in the hot loop)."""
     n = load[base + p]
     if n == 0:
         return 0
-    k = p % ppd
+    k = period_pos[p]
     if k > 0 and load[base + p - 1] > 0:
         return 0
     if k < ppd - 1 and load[base + p + 1] > 0:
@@ -139,16 +141,16 @@ def _contrib(load, base, p, ppd):
 
 
 @njit(cache=True)
-def _range_cost(load, base, lo, hi, ppd):
+def _range_cost(load, base, lo, hi, ppd, period_pos):
     total = 0
     for x in range(lo, hi + 1):
-        total += _contrib(load, base, x, ppd)
+        total += _contrib(load, base, x, ppd, period_pos)
     return total
 
 
 @njit(cache=True)
-def _window(p, ppd):
-    start = (p // ppd) * ppd
+def _window(p, ppd, period_pos):
+    start = p - period_pos[p]
     lo = p - 1 if p - 1 >= start else start
     hi = p + 1 if p + 1 < start + ppd else start + ppd - 1
     return lo, hi
@@ -179,7 +181,8 @@ def state_nbytes(dims) -> int:
 @njit(cache=True)
 def _insert(lecture, s, data, state):
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -208,18 +211,19 @@ def _insert(lecture, s, data, state):
             cost[K_STABILITY] += 1
         rooms_used[c] += 1
     room_count[c * R + r] += 1
-    lo, hi = _window(p, ppd)
+    lo, hi = _window(p, ppd, period_pos)
     for j in range(ccur_off[c], ccur_off[c + 1]):
         base = ccur_list[j] * P
-        before = _range_cost(curr_load, base, lo, hi, ppd)
+        before = _range_cost(curr_load, base, lo, hi, ppd, period_pos)
         curr_load[base + p] += 1
-        cost[K_COMPACT] += COMPACT_WEIGHT * (_range_cost(curr_load, base, lo, hi, ppd) - before)
+        cost[K_COMPACT] += COMPACT_WEIGHT * (_range_cost(curr_load, base, lo, hi, ppd, period_pos) - before)
 
 
 @njit(cache=True)
 def _remove(lecture, data, state):
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -248,12 +252,12 @@ def _remove(lecture, data, state):
         rooms_used[c] -= 1
         if rooms_used[c] >= 1:
             cost[K_STABILITY] -= 1
-    lo, hi = _window(p, ppd)
+    lo, hi = _window(p, ppd, period_pos)
     for j in range(ccur_off[c], ccur_off[c + 1]):
         base = ccur_list[j] * P
-        before = _range_cost(curr_load, base, lo, hi, ppd)
+        before = _range_cost(curr_load, base, lo, hi, ppd, period_pos)
         curr_load[base + p] -= 1
-        cost[K_COMPACT] += COMPACT_WEIGHT * (_range_cost(curr_load, base, lo, hi, ppd) - before)
+        cost[K_COMPACT] += COMPACT_WEIGHT * (_range_cost(curr_load, base, lo, hi, ppd, period_pos) - before)
 
 
 @njit(cache=True)
@@ -263,7 +267,8 @@ def _delta_move(lecture, p2, r2, data, state, partner):
     Curricula shared with course `partner` (-1: none) are left out: in a swap of the two
     courses' periods their load does not change."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -272,8 +277,8 @@ def _delta_move(lecture, p2, r2, data, state, partner):
     D = dims[D_DAYS]
     c = lecture_course[lecture]
     s1 = lecture_slot[lecture]
-    p1 = s1 // R
-    r1 = s1 % R
+    p1 = slot_period[s1]
+    r1 = slot_room[s1]
     hard = 0
     soft = 0
     if r1 != r2:
@@ -288,9 +293,11 @@ def _delta_move(lecture, p2, r2, data, state, partner):
     if p1 != p2:
         hard += nb_present[c * P + p2] - nb_present[c * P + p1]
         hard += (1 - available[c * P + p2]) - (1 - available[c * P + p1])
-        d1 = p1 // ppd
-        d2 = p2 // ppd
-        if d1 != d2:
+        start1 = p1 - period_pos[p1]
+        start2 = p2 - period_pos[p2]
+        if start1 != start2:
+            d1 = start1 // ppd
+            d2 = start2 // ppd
             days = days_used[c]
             after = days
             if day_count[c * D + d1] == 1:
@@ -299,9 +306,9 @@ def _delta_move(lecture, p2, r2, data, state, partner):
                 after += 1
             need = min_days[c]
             soft += MWD_WEIGHT * ((need - after if need > after else 0) - (need - days if need > days else 0))
-        lo1, hi1 = _window(p1, ppd)
-        lo2, hi2 = _window(p2, ppd)
-        merged = d1 == d2 and (p2 - p1 <= 2 and p1 - p2 <= 2)
+        lo1, hi1 = _window(p1, ppd, period_pos)
+        lo2, hi2 = _window(p2, ppd, period_pos)
+        merged = start1 == start2 and (p2 - p1 <= 2 and p1 - p2 <= 2)
         if merged:
             lo1 = lo1 if lo1 < lo2 else lo2
             hi1 = hi1 if hi1 > hi2 else hi2
@@ -316,14 +323,14 @@ def _delta_move(lecture, p2, r2, data, state, partner):
                 if shared:
                     continue
             base = q * P
-            before = _range_cost(curr_load, base, lo1, hi1, ppd)
+            before = _range_cost(curr_load, base, lo1, hi1, ppd, period_pos)
             if not merged:
-                before += _range_cost(curr_load, base, lo2, hi2, ppd)
+                before += _range_cost(curr_load, base, lo2, hi2, ppd, period_pos)
             curr_load[base + p1] -= 1
             curr_load[base + p2] += 1
-            after = _range_cost(curr_load, base, lo1, hi1, ppd)
+            after = _range_cost(curr_load, base, lo1, hi1, ppd, period_pos)
             if not merged:
-                after += _range_cost(curr_load, base, lo2, hi2, ppd)
+                after += _range_cost(curr_load, base, lo2, hi2, ppd, period_pos)
             curr_load[base + p1] += 1
             curr_load[base + p2] -= 1
             compact += after - before
@@ -350,17 +357,18 @@ def _delta_swap(lecture, other, data, state):
     """(hard, soft) change of swapping the slots of two lectures of different courses,
     neither course already in the other's period."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     lecture_slot = state[1]
     R = dims[D_ROOMS]
     s1 = lecture_slot[lecture]
     s2 = lecture_slot[other]
     c = lecture_course[lecture]
     c2 = lecture_course[other]
-    h1, f1 = _delta_move(lecture, s2 // R, s2 % R, data, state, c2)
-    h2, f2 = _delta_move(other, s1 // R, s1 % R, data, state, c)
+    h1, f1 = _delta_move(lecture, slot_period[s2], slot_room[s2], data, state, c2)
+    h2, f2 = _delta_move(other, slot_period[s1], slot_room[s1], data, state, c)
     hard = h1 + h2
-    if s1 // R != s2 // R and _adjacent(c, c2, conf_off, conf_list):
+    if slot_period[s1] != slot_period[s2] and _adjacent(c, c2, conf_off, conf_list):
         hard -= 2  # each counted the other as present in its new period
     return hard, f1 + f2
 
@@ -378,7 +386,8 @@ def _soft(cost):
 @njit(cache=True)
 def _clear_state(data, state):
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     slot_lecture[:] = -1
@@ -401,7 +410,8 @@ def _best_free_slot(lecture, data, state, spread_days):
     """The free slot (course not yet in that period) of least added cost, random ties;
     -1 when there is none."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -441,7 +451,8 @@ def load_state(genome, data, state):
     whose course already sits in that period goes to its best free slot. Returns False
     when some lecture finds no free slot at all (the instance is too full)."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -474,7 +485,8 @@ def construct(genome, seed, data, state):
     """Randomised greedy construction: hardest courses first (few free periods, many
     conflicts, many lectures), each lecture to its cheapest free slot."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     np.random.seed(seed)
@@ -517,7 +529,8 @@ def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, perio
     moves and counts disagreements with the incremental counters (tests only).
     """
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     np.random.seed(seed)
@@ -546,8 +559,8 @@ def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, perio
         lecture = np.random.randint(0, L)
         c = lecture_course[lecture]
         s1 = lecture_slot[lecture]
-        p1 = s1 // R
-        r1 = s1 % R
+        p1 = slot_period[s1]
+        r1 = slot_room[s1]
         u = np.random.random()
         if u < period_only:
             p2 = np.random.randint(0, P)
@@ -568,7 +581,7 @@ def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, perio
             evaluations += 1
             dh, ds = _delta_move(lecture, p2, r2, data, state, -1)
             delta = hard_weight * dh + ds
-            if delta > 0 and np.random.random() >= np.exp(-delta / temperature):
+            if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
                 continue
             if at_best and big_weight * dh + ds > 0:
                 best_genome[:] = lecture_slot
@@ -590,7 +603,7 @@ def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, perio
             evaluations += 1
             dh, ds = _delta_swap(lecture, other, data, state)
             delta = hard_weight * dh + ds
-            if delta > 0 and np.random.random() >= np.exp(-delta / temperature):
+            if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
                 continue
             old_hard = _hard(cost)
             old_soft = _soft(cost)
@@ -639,7 +652,8 @@ def mutate_one(genome, seed, n_changes, kempe_prob, data, state):
     """Random changes that keep the state's invariant: moves to free slots, swaps, and
     Kempe chains (swap two periods for a connected set of conflicting courses)."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     np.random.seed(seed)
@@ -751,7 +765,8 @@ def mutate_one(genome, seed, n_changes, kempe_prob, data, state):
 def crossover_courses(parent_a, parent_b, seed, data, state, child):
     """Each course's lectures come together from one parent; clashes are then repaired."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members) = data
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room) = data
     np.random.seed(seed)
     C = dims[D_COURSES]
     for c in range(C):

@@ -51,6 +51,8 @@ def kernel_data(instance: Instance) -> tuple:
         dtype=np.int64,
     )
     i32 = np.int32
+    periods = np.arange(instance.n_periods, dtype=i32)
+    slots = np.arange(instance.n_periods * instance.n_rooms, dtype=i32)
     return (
         dims,
         instance.lecture_course.astype(i32),
@@ -66,6 +68,10 @@ def kernel_data(instance: Instance) -> tuple:
         instance.course_curricula.astype(i32),
         instance.curriculum_offsets.astype(i32),
         instance.curriculum_members.astype(i32),
+        # Lookup tables so the search loop does no integer division.
+        (periods % instance.periods_per_day).astype(i32),
+        (slots // instance.n_rooms).astype(i32),
+        (slots % instance.n_rooms).astype(i32),
     )
 
 

@@ -1,0 +1,167 @@
+"""Solution quality on the ITC-2007 track 3 instances against published results.
+
+For each ../shared/itc2007/compNN.ctt, either runs the real optimizer
+(`python -m coordinator run INST --time-limit T --islands N --json --quiet --out DIR`) or,
+with --direct, a single-process loop of this package alone (randomised construction, then
+simulated annealing sized to the time left, restarted while time remains). Prints a table:
+hard violations, soft cost, best known (Ceschia et al. 2023 table 13, else Urli 2014),
+Müller's average (the competition winner), ratio soft / best known, time to the first
+feasible timetable; then a summary line.
+
+    .venv/bin/python benchmarks/quality.py --direct --time-limit 60 --instances comp01,comp07
+    .venv/bin/python benchmarks/quality.py --time-limit 180 --islands 2
+
+Wall-clock figures depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+ITC_DIR = REPO.parent / "shared" / "itc2007"
+
+
+def best_known() -> dict[str, dict[str, float | None]]:
+    table: dict[str, dict[str, float | None]] = {}
+    with open(ITC_DIR / "best_known.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            bk = row["bk_ceschia2023_tab13"] or row["bk_urli2014"]
+            table[row["instance"]] = {
+                "best_known": float(bk) if bk else None,
+                "muller_avg": float(row["muller_avg"]) if row["muller_avg"] else None,
+            }
+    return table
+
+
+def run_direct(path: Path, time_limit: float, seed: int) -> dict:
+    """Construction + annealing restarts in this process, within `time_limit` seconds."""
+    sys.path.insert(0, str(REPO))
+    from islands.timetable.problem import HARD_WEIGHT, TimetableProblem
+
+    started = time.perf_counter()
+    problem = TimetableProblem(str(path))
+    rng = np.random.default_rng(seed)
+    best = problem.random(rng, 1)
+    best_fitness = problem.evaluate(best)
+    time_to_feasible = time.perf_counter() - started if best_fitness[0] < HARD_WEIGHT else None
+    # Calibrate the move rate, then give each anneal most of the time left.
+    calibration = 200_000
+    t0 = time.perf_counter()
+    best, best_fitness, stats = problem.improve_with_stats(best, best_fitness, rng, calibration)
+    rate = max(stats[0, 2], 1) / max(time.perf_counter() - t0, 1e-3)
+    if time_to_feasible is None and best_fitness[0] < HARD_WEIGHT:
+        time_to_feasible = time.perf_counter() - started
+    restarts = 0
+    while True:
+        left = time_limit - (time.perf_counter() - started)
+        if left < 1.0:
+            break
+        moves = int(rate * left * 0.9)
+        candidate, fitness = problem.improve(best, best_fitness, rng, ls_moves=moves)
+        restarts += 1
+        if fitness[0] <= best_fitness[0]:
+            best, best_fitness = candidate, fitness
+        if time_to_feasible is None and best_fitness[0] < HARD_WEIGHT:
+            time_to_feasible = time.perf_counter() - started
+        if best_fitness[0] == 0:
+            break
+    described = problem.describe(best[0])
+    return {
+        "hard_violations": described["hard_violations"],
+        "soft_cost": described["soft_cost"],
+        "elapsed_s": time.perf_counter() - started,
+        "time_to_feasible_s": time_to_feasible,
+        "anneals": restarts + 1,
+        "moves_per_s": rate,
+    }
+
+
+def run_coordinator(path: Path, time_limit: float, islands: int, seed: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="quality-") as out:
+        command = [
+            sys.executable, "-m", "coordinator", "run", str(path),
+            "--time-limit", str(time_limit), "--islands", str(islands),
+            "--seed", str(seed), "--json", "--quiet", "--out", str(Path(out) / "run"),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
+                              timeout=time_limit * 3 + 120)
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+            return {"error": f"exit {done.returncode}: {tail}"}
+        lines = [line for line in done.stdout.splitlines() if line.strip().startswith("{")]
+        if not lines:
+            return {"error": "no JSON summary on stdout"}
+        return json.loads(lines[-1])
+
+
+def fmt(value, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-limit", type=float, default=180.0)
+    parser.add_argument("--islands", type=int, default=2)
+    parser.add_argument("--instances", default="", help="comma list, e.g. comp01,comp07 (default: all)")
+    parser.add_argument("--direct", action="store_true", help="single process, no coordinator")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not ITC_DIR.exists():
+        print(f"ITC-2007 instances not found at {ITC_DIR}", file=sys.stderr)
+        return 2
+    names = [n.strip() for n in args.instances.split(",") if n.strip()] or sorted(
+        p.stem for p in ITC_DIR.glob("comp*.ctt")
+    )
+    reference = best_known()
+    mode = "direct (1 process)" if args.direct else f"coordinator, {args.islands} islands"
+    print(f"# ITC-2007 track 3, {mode}, time limit {args.time_limit:g} s, seed {args.seed}")
+    header = f"{'instance':<9} {'hard':>5} {'soft':>6} {'best':>5} {'muller':>7} {'ratio':>6} {'feasible_s':>10} {'elapsed_s':>9}"
+    print(header)
+    print("-" * len(header))
+    feasible = within_two = at_muller = 0
+    for name in names:
+        path = ITC_DIR / f"{name}.ctt"
+        if not path.exists():
+            print(f"{name:<9} missing")
+            continue
+        if args.direct:
+            result = run_direct(path, args.time_limit, args.seed)
+        else:
+            result = run_coordinator(path, args.time_limit, args.islands, args.seed)
+        ref = reference.get(name, {})
+        if "error" in result:
+            print(f"{name:<9} {result['error']}")
+            continue
+        hard, soft = int(result["hard_violations"]), int(result["soft_cost"])
+        bk, muller = ref.get("best_known"), ref.get("muller_avg")
+        ratio = None
+        if hard == 0 and bk is not None:
+            ratio = soft / bk if bk > 0 else (1.0 if soft == 0 else float("inf"))
+        feasible += hard == 0
+        within_two += hard == 0 and ratio is not None and ratio <= 2.0
+        at_muller += hard == 0 and muller is not None and soft <= muller
+        print(
+            f"{name:<9} {hard:>5} {soft:>6} {fmt(bk, '.0f'):>5} {fmt(muller, '.1f'):>7} "
+            f"{fmt(ratio, '.2f'):>6} {fmt(result.get('time_to_feasible_s'), '.1f'):>10} "
+            f"{fmt(result.get('elapsed_s'), '.1f'):>9}",
+            flush=True,
+        )
+    print(
+        f"summary: feasible {feasible}/{len(names)}, within 2x best known {within_two}/{len(names)}, "
+        f"at or below Müller's average {at_muller}/{len(names)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

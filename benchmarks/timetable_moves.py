@@ -1,0 +1,140 @@
+"""Move evaluations per second per core of the timetable local search (`improve()`).
+
+Runs `TimetableProblem.improve` on comp07 (or --instance) from constructed timetables,
+several times, and prints the median, min and max of move evaluations per second of
+CPU time of the calling thread (so a shared, busy machine slows the figure less than
+wall-clock time would; caches and frequency are still shared). Two baselines put the figure in context:
+- `full`: the same annealing but every candidate scored by a full re-evaluation
+  (the compiled batch evaluator), i.e. what delta evaluation saves;
+- `interpreted`: the same delta code with numba disabled (NUMBA_DISABLE_JIT=1, plain
+  Python + numpy scalars), in a subprocess, on fewer moves.
+
+    .venv/bin/python benchmarks/timetable_moves.py [--instance PATH] [--runs 5] [--moves 2000000]
+
+The machine may be shared: read medians, and compare only runs taken side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+DEFAULT_INSTANCE = REPO.parent / "shared" / "itc2007" / "comp07.ctt"
+
+
+def delta_rate(path: str, moves: int, seed: int) -> float:
+    from islands.timetable.problem import TimetableProblem
+
+    problem = TimetableProblem(path)
+    rng = np.random.default_rng(seed)
+    genomes = problem.random(rng, 1)
+    problem.improve_with_stats(genomes, None, rng, ls_moves=1000)  # compile / load cache
+    started = time.thread_time()
+    _, _, stats = problem.improve_with_stats(genomes, None, rng, ls_moves=moves)
+    return float(stats[0, 2]) / (time.thread_time() - started)
+
+
+def full_rate(path: str, moves: int, seed: int) -> float:
+    """Candidates scored by full re-evaluation: apply the move, evaluate, undo."""
+    from islands.timetable import kernels
+    from islands.timetable.problem import TimetableProblem
+
+    problem = TimetableProblem(path)
+    rng = np.random.default_rng(seed)
+    genome = problem.random(rng, 1)[0]
+    out = np.zeros(8, dtype=np.int64)
+    n_slots = problem.instance.n_periods * problem.instance.n_rooms
+    lectures = rng.integers(0, len(genome), moves)
+    targets = rng.integers(0, n_slots, moves).astype(np.int32)
+    kernels.evaluate_one(genome, problem.data, out)
+    started = time.thread_time()
+    _full_loop(genome, lectures, targets, problem.data, out)
+    return moves / (time.thread_time() - started)
+
+
+def _full_loop(genome, lectures, targets, data, out):
+    from islands.timetable import kernels
+
+    loop = _FULL.get("loop")
+    if loop is None:
+        from numba import njit
+
+        evaluate_one = kernels.evaluate_one
+
+        @njit(cache=False)
+        def loop(genome, lectures, targets, data, out):
+            total = 0
+            for i in range(lectures.shape[0]):
+                lecture = lectures[i]
+                old = genome[lecture]
+                genome[lecture] = targets[i]
+                evaluate_one(genome, data, out)
+                total += out[4]
+                genome[lecture] = old
+            return total
+
+        _FULL["loop"] = loop
+    loop(genome, lectures[:10], targets[:10], data, out)
+    return loop(genome, lectures, targets, data, out)
+
+
+_FULL: dict = {}
+
+
+def interpreted_rate(path: str, moves: int, seed: int) -> float:
+    code = (
+        "import sys, json; sys.path.insert(0, %r); "
+        "from benchmarks.timetable_moves import delta_rate; "
+        "print(json.dumps(delta_rate(%r, %d, %d)))" % (str(REPO), path, moves, seed)
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1])
+    return float(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instance", default=str(DEFAULT_INSTANCE))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--moves", type=int, default=2_000_000)
+    parser.add_argument("--skip-baselines", action="store_true")
+    args = parser.parse_args(argv)
+    if not Path(args.instance).exists():
+        print(f"instance not found: {args.instance}", file=sys.stderr)
+        return 2
+    rows = []
+    rates = [delta_rate(args.instance, args.moves, seed) for seed in range(args.runs)]
+    rows.append(("numba delta (improve)", args.moves, rates))
+    if not args.skip_baselines:
+        full_moves = max(args.moves // 200, 1000)
+        rows.append(("numba full re-evaluation", full_moves,
+                     [full_rate(args.instance, full_moves, seed) for seed in range(3)]))
+        interpreted_moves = max(args.moves // 200, 2000)
+        rows.append(("interpreted delta (no JIT)", interpreted_moves,
+                     [interpreted_rate(args.instance, interpreted_moves, seed) for seed in range(2)]))
+    print(f"# move evaluations per second, one core, {Path(args.instance).name} "
+          f"(per CPU-second of one thread; shared machine: noisy)")
+    header = f"{'implementation':<28} {'moves/run':>10} {'runs':>4} {'median/s':>12} {'min/s':>12} {'max/s':>12}"
+    print(header)
+    print("-" * len(header))
+    for name, moves, values in rows:
+        print(f"{name:<28} {moves:>10} {len(values):>4} {statistics.median(values):>12,.0f} "
+              f"{min(values):>12,.0f} {max(values):>12,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
