@@ -1,0 +1,73 @@
+"""Real memory: a run's whole process tree, measured from outside, stays in its budget.
+
+Slow: each test starts a real run of the `heavy` problem, whose every evaluation really
+allocates and touches `mb` megabytes, and samples the PSS of the coordinator and all its
+children with psutil every 0.1 s.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MB = 2**20
+HEAVY_RUN = ["heavy:mb=20", "--islands", "2", "--population", "40", "--memory-budget", "700M",
+             "--generations", "8", "--json"]
+
+pytestmark = pytest.mark.slow
+
+
+def tree_pss(root: psutil.Process) -> int:
+    total = 0
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for process in processes:
+        try:
+            total += process.memory_full_info().pss
+        except psutil.Error:
+            pass  # it ended between listing and reading
+    return total
+
+
+def run_and_sample(args, tmp_path):
+    command = [sys.executable, "-m", "coordinator", "run", *args, "--out", str(tmp_path / "run")]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=REPO_ROOT)
+    root = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, tree_pss(root))
+        time.sleep(0.1)
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err[-3000:]
+    return json.loads(out), peak, err
+
+
+def test_streaming_heavy_run_stays_under_its_budget(tmp_path):
+    summary, peak, _ = run_and_sample(HEAVY_RUN, tmp_path)
+    assert summary["stopped_by"] == "generations"
+    assert summary["generations"] == 8 and summary["failed_islands"] == []
+    assert peak < 700 * MB, f"peak PSS {peak / MB:.0f} MB"
+    assert summary["peak_memory_bytes"] < 700 * MB
+    # The work was real: 2 islands x (40 initial + 8 x 40 offspring) evaluations, less cache hits.
+    assert summary["evaluations"] > 2 * 40 * 8 * 0.8
+
+
+def test_without_streaming_the_same_run_needs_far_more_and_the_policy_acts(tmp_path):
+    summary, peak, err = run_and_sample([*HEAVY_RUN, "--no-streaming"], tmp_path)
+    # A whole generation of 40 phenotypes of 20 MB per island is alive at once.
+    assert peak > 1.6e9, f"peak PSS {peak / MB:.0f} MB"
+    actions = {event["action"] for event in summary["pressure_events"]}
+    assert "shrink" in actions
+    assert actions & {"hibernate", "terminate"}, summary["pressure_events"]
+    # ... and the run still finishes cleanly, every island done.
+    assert summary["stopped_by"] == "generations"
+    assert summary["failed_islands"] == []
+    assert "[GA] Complete:" in err
