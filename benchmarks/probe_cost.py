@@ -19,8 +19,14 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from memory.probe import ProcessProbe
+# Python puts this script's folder first on sys.path; a sibling benchmarks/memory.py would
+# then shadow the `memory` package. Import the package, not a neighbour.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from memory.probe import ProcessProbe  # noqa: E402
 
 CHILD_CODE = """
 import sys
