@@ -142,6 +142,20 @@ class MemoryManager:
         with self._pids_lock:
             return [os.getpid(), *self._island_pids.values()]
 
+    def island_uss(self) -> dict[int, int]:
+        """USS of each registered island in the last sample (what ending it would free).
+
+        Islands missing from the sample (exited, or not sampled yet) are left out.
+        """
+        sample = self.monitor.last_sample
+        if sample is None:
+            return {}
+        return {
+            island: sample.uss_by_pid[pid]
+            for island, pid in self.island_pids().items()
+            if pid in sample.uss_by_pid
+        }
+
     # --- ledger and slices ----------------------------------------------------------------
     @property
     def ledger(self) -> Ledger:

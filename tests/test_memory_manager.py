@@ -94,6 +94,7 @@ def test_monitor_samples_the_managed_pids(manager):
         made.monitor.tick()
         sample = made.monitor.last_sample
         assert set(sample.pss_by_pid) == {os.getpid(), child.pid}
+        assert made.island_uss() == {1: sample.uss_by_pid[child.pid]}
         assert made.stats()["peak_bytes"] == sample.pss_total > 0
     finally:
         child.communicate(b"")
