@@ -162,8 +162,9 @@ class Run:
         removed = sweep_dead_segments()
         if removed:
             logger.info("[GA] Removed %d shared-memory segment(s) left by dead runs", len(removed))
-        for name, array in arrays.items():
-            self.shared[name] = SharedArray.from_array(np.ascontiguousarray(array), tag=name[:8])
+        for index, (name, array) in enumerate(arrays.items()):
+            # Segment tags are short alphanumerics; the name travels in the handle map.
+            self.shared[name] = SharedArray.from_array(np.ascontiguousarray(array), tag=f"p{index}")
         del arrays
         self.event("config", **{k: v for k, v in vars(self.plan).items() if k != "reasons"})
         try:
@@ -555,9 +556,12 @@ class Run:
                 logger.warning("[GA] describe() failed: %s", error)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         self.event("summary", stopped_by=stopped_by, best_fitness=summary["best_fitness"])
+        fitness_text = f"{self.best_fitness:.6g}" if math.isfinite(self.best_fitness) else "none"
         logger.info("[GA] Complete: fitness=%s, cleanups=%d, freed=%s (stopped by %s, run dir %s)",
-                    f"{self.best_fitness:.6g}", summary["cleanups"],
+                    fitness_text, summary["cleanups"],
                     format_bytes(summary["bytes_freed"]), stopped_by, self.run_dir)
+        if self.solution_file is not None:
+            logger.info("[GA] Best solution: %s", self.solution_file)
         return summary
 
     def clean_up(self) -> None:
