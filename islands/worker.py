@@ -155,6 +155,7 @@ class IslandLoop:
                 max_population=spec.max_population,
                 **spec.operator_params,
             )
+        self.restored = bool(spec.resume_from and Path(spec.resume_from).exists())
         self.stats = MigrationStats()
         self.declined = 0
         self.decline_immigrants = False
@@ -339,7 +340,7 @@ class IslandLoop:
         deadline = time.monotonic() + self.spec.sync_timeout
         while True:
             waiting = self.buffered.get(generation, {})
-            missing = [s for s in sources if s not in waiting and self._source_alive(s)]
+            missing = [s for s in sources if s not in waiting and self._expect_from(s, generation)]
             if not missing or time.monotonic() > deadline:
                 break
             if self.spec.parent_pid is not None and os.getppid() != self.spec.parent_pid:
@@ -359,9 +360,15 @@ class IslandLoop:
         self.incorporate(sorted(arrived.items()))
         return None
 
-    def _source_alive(self, source: int) -> bool:
+    def _expect_from(self, source: int, generation: int) -> bool:
+        """Whether `source` will still send its migrants of `generation`."""
         row = self.ledger.row(source)
-        return int(row["state"]) in EVOLVING_STATES
+        if int(row["state"]) not in EVOLVING_STATES:
+            return False
+        # A restored island is behind its neighbours: what they sent at this generation
+        # went out while it was away. (Reproducibility is only promised without pressure
+        # actions, and a restore is one.)
+        return not (self.restored and int(row["generation"]) > generation)
 
     # -- main loop ----------------------------------------------------------------
     def run(self) -> str:
