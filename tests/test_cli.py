@@ -88,3 +88,16 @@ def test_quiet_keeps_only_warnings(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "[GA]" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.slow
+def test_run_without_spec_solves_a_generated_demo_term(tmp_path):
+    run_dir = tmp_path / "demo"
+    result = islands("run", "--time-limit", "2", "--json", "--out", str(run_dir), timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    term = run_dir / "demo.ctt"
+    assert term.exists()
+    assert f"demo term, written to {term}" in result.stderr
+    assert summary["problem"] == f"timetable:{term}"
+    assert summary["stopped_by"] == "time_limit"
