@@ -6,7 +6,9 @@ repeats of many samples) and what that costs as a share of one core at the monit
 default 0.5 s interval. Target: 8 processes under 5 ms per sample.
 
 Run: .venv/bin/python benchmarks/probe_cost.py [--counts 1,8,32] [--samples 200] [--repeats 5]
-     [--child-imports numpy]   (island-like processes: more mappings make smaps_rollup slower)
+     [--child-imports numpy] [--mb 4] [--full-interval 0]
+smaps_rollup walks page tables, so bigger processes (--mb) cost more per read;
+--full-interval shows the cost of the statm-based estimates between full reads.
 
 Does not cover: the monitor's hysteresis (tests/test_memory_monitor.py) or the memory the
 islands use (benchmarks for the run itself).
@@ -90,17 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mb", type=int, default=4, help="MB each idle process touches")
     parser.add_argument("--interval", type=float, default=0.5, help="monitor interval (s)")
     parser.add_argument(
+        "--full-interval",
+        type=float,
+        default=0.0,
+        help="ProcessProbe(full_interval=...): full smaps_rollup read at most this often (s); "
+        "0 = every sample. Samples are timed back to back, so >0 times the cheap estimates",
+    )
+    parser.add_argument(
         "--child-imports",
         default="",
         help="modules the idle processes import first, e.g. numpy (more mappings, as islands have)",
     )
     args = parser.parse_args(argv)
 
-    probe = ProcessProbe()
+    probe = ProcessProbe(full_interval=args.full_interval)
     print(
         f"ProcessProbe.sample cost: median of {args.repeats} x {args.samples} samples, "
         f"idle processes touching {args.mb} MB each"
         + (f", importing {args.child_imports}" if args.child_imports else "")
+        + (f", full read every {args.full_interval:g}s" if args.full_interval > 0 else "")
     )
     print(
         f"{'processes':>9}  {'median ms/sample':>16}  {'% of one core @ ' + str(args.interval) + 's':>22}"

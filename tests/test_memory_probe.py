@@ -67,3 +67,58 @@ def test_scripted_probe_replays_and_repeats_last():
 def test_scripted_probe_needs_items():
     with pytest.raises(ValueError, match="at least one item"):
         ScriptedProbe([])
+
+
+GROWER = """
+import sys
+blocks = []
+for line in sys.stdin:
+    mb = int(line)
+    block = bytearray(mb << 20)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page: anonymous, private
+    blocks.append(block)
+    print("ok", flush=True)
+"""
+
+
+def test_cheap_mode_estimates_growth_and_rereads_on_drift():
+    child = subprocess.Popen(
+        [sys.executable, "-c", GROWER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+    def grow(mb):
+        child.stdin.write(f"{mb}\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "ok"
+
+    try:
+        grow(100)
+        probe = ProcessProbe(full_interval=3600.0, drift_fraction=0.10)
+        first = probe.sample([child.pid])
+        assert (probe.full_reads, probe.estimated_reads) == (1, 0)
+        grow(5)  # +5 % of PSS: within the drift allowance, estimated from statm
+        second = probe.sample([child.pid])
+        assert (probe.full_reads, probe.estimated_reads) == (1, 1)
+        exact = read_smaps_rollup(child.pid)[0]
+        assert abs(second.pss_total - exact) < 2 << 20
+        assert second.pss_total - first.pss_total > 4 << 20
+        grow(40)  # +40 %: too much drift, read in full again
+        third = probe.sample([child.pid])
+        assert (probe.full_reads, probe.estimated_reads) == (2, 1)
+        assert abs(third.pss_total - read_smaps_rollup(child.pid)[0]) < 2 << 20
+    finally:
+        child.stdin.close()
+        child.wait()
+    # Gone: skipped, and its cached reading forgotten.
+    assert probe.sample([child.pid]).pss_by_pid == {}
+    assert probe.sample([os.getpid()]).pss_by_pid.keys() == {os.getpid()}
+
+
+def test_cheap_mode_rereads_after_full_interval():
+    clock = iter(range(100)).__next__
+    probe = ProcessProbe(clock=lambda: float(clock()), full_interval=2.0)
+    for _ in range(5):
+        probe.sample([os.getpid()])
+    # t = 0 full, 1 estimated, 2 full, 3 estimated, 4 full (unless drift forced more).
+    assert probe.full_reads >= 3
+    assert probe.full_reads + probe.estimated_reads == 5
