@@ -101,3 +101,14 @@ def test_run_without_spec_solves_a_generated_demo_term(tmp_path):
     assert f"demo term, written to {term}" in result.stderr
     assert summary["problem"] == f"timetable:{term}"
     assert summary["stopped_by"] == "time_limit"
+
+
+def test_sync_command_gives_the_same_best_twice(tmp_path):
+    results = []
+    for name in ("a", "b"):
+        result = islands("run", "rastrigin:dim=50", "--islands", "2", "--generations", "30",
+                         "--seed", "1", "--json", "--sync", "--quiet", "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        results.append(json.loads(result.stdout))
+    assert results[0]["best_fitness"] == results[1]["best_fitness"]
+    assert results[0]["evaluations"] == results[1]["evaluations"]

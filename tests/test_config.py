@@ -1,9 +1,14 @@
-"""RunConfig resolution: defaults < TOML file < flags, validation, TOML round trip."""
+"""RunConfig resolution (defaults < TOML file < flags, validation, TOML round trip) and
+auto-configuration from the budget and cores (coordinator.autoconfig)."""
+
+from types import SimpleNamespace
 
 import pytest
 
+from coordinator.autoconfig import WORKER_BASE_BYTES, plan_run
 from coordinator.config import RunConfig, load_toml, resolve_config
 from islands.errors import InputError
+from memory.budget import BudgetError
 
 
 def write(tmp_path, text, name="run.toml"):
@@ -68,3 +73,48 @@ def test_to_toml_round_trips(tmp_path):
     path = write(tmp_path, config.to_toml(), name="config.toml")
     again = resolve_config(toml_path=path)
     assert again == config
+
+
+# -- auto-configuration (coordinator.autoconfig) ------------------------------------------
+MB = 2**20
+
+
+def heavy_like(individual_mb=20, genome_bytes=400, preferred=None):
+    return SimpleNamespace(individual_bytes=individual_mb * MB, genome_bytes=genome_bytes,
+                           preferred_population=preferred)
+
+
+def test_plan_uses_one_island_per_core_when_the_budget_fits():
+    plan = plan_run(problem=heavy_like(), budget_bytes=700 * MB, coordinator_bytes=40 * MB,
+                    shared_bytes=0, population=40, cores=2)
+    assert plan.islands == 2
+    assert plan.slice_bytes == (700 - 40) * MB // 2
+    # The chunk keeps the phenotypes of one chunk inside the slice.
+    assert 1 <= plan.chunk_size < 40
+    assert WORKER_BASE_BYTES + plan.chunk_size * 20 * MB <= plan.slice_bytes
+    line = plan.log_line()
+    assert line.startswith("[GA] Hardware config: islands=2 (2 cores), pop=40, chunk=")
+    assert "budget=700MB" in line
+
+
+def test_plan_lowers_the_island_count_to_what_the_budget_fits():
+    plan = plan_run(problem=heavy_like(individual_mb=100), budget_bytes=400 * MB,
+                    coordinator_bytes=40 * MB, shared_bytes=50 * MB, population=10, cores=8)
+    assert plan.islands == 2
+    assert any("does not fit 8" in reason for reason in plan.reasons)
+
+
+def test_plan_takes_the_problems_preferred_population():
+    plan = plan_run(problem=heavy_like(individual_mb=1, preferred=24), budget_bytes=2000 * MB,
+                    coordinator_bytes=40 * MB, shared_bytes=0, cores=1)
+    assert plan.population == 24 and plan.islands == 1
+
+
+def test_budget_too_small_for_one_island_is_one_clear_error():
+    with pytest.raises(BudgetError, match="too small for even one island") as error:
+        plan_run(problem=heavy_like(), budget_bytes=80 * MB, coordinator_bytes=40 * MB,
+                 shared_bytes=0, population=10, cores=4)
+    assert "\n" not in str(error.value)
+    with pytest.raises(BudgetError, match="too small for 3 island"):
+        plan_run(problem=heavy_like(), budget_bytes=200 * MB, coordinator_bytes=40 * MB,
+                 shared_bytes=0, population=10, islands=3, cores=4)
