@@ -109,6 +109,7 @@ class Run:
         self.command_queues: dict[int, deque[Action]] = {}
         self.outstanding: dict[int, tuple[int, Action, float]] = {}
         self.sample_mark = -1
+        self.shrink_on_restart: set[int] = set()
         self.last_action_at = 0.0
         self.best_fitness = math.inf
         self.best_island: int | None = None
@@ -152,9 +153,12 @@ class Run:
             shared_bytes=shared_bytes, islands=config.islands, population=config.population,
             chunk_size=config.chunk_size, streaming=config.streaming, cores=self.cores,
         )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "checkpoint").mkdir(exist_ok=True)
-        (self.run_dir / "config.toml").write_text(config.to_toml())
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "checkpoint").mkdir(exist_ok=True)
+            (self.run_dir / "config.toml").write_text(config.to_toml())
+        except OSError as error:
+            raise InputError(f"cannot use run directory {self.run_dir}: {error.strerror}") from None
         self.events_file = open(self.run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         logger.info(self.plan.log_line())
         for reason in self.plan.reasons:
@@ -413,10 +417,16 @@ class Run:
             ledger.update(island, state=int(IslandState.HIBERNATED))
             self.outstanding.pop(island, None)
             self.command_queues[island].clear()
+            # It comes back at half size, else it would rebuild the same peak at once.
+            self.shrink_on_restart.add(island)
             self.sample_mark = self.manager.monitor.samples_taken
         elif action.kind == ActionKind.RESUME:
             self.spawn(island, resume=True)
             self.event("restart", island=island)
+            if island in self.shrink_on_restart:
+                self.shrink_on_restart.discard(island)
+                # Written before the island's first generation, so it runs shrunk from the start.
+                self.command_queues[island].append(Action(ActionKind.SHRINK, island, 0.5))
             self.sample_mark = self.manager.monitor.samples_taken
         else:
             self.command_queues[island].append(action)

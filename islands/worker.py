@@ -251,6 +251,7 @@ class IslandLoop:
             self.ledger.update(self.island_id, state=int(IslandState.HIBERNATED))
             exit_reason = "hibernated"
         elif command == Command.STOP:
+            self.checkpoint()  # a stopped run can be resumed from here
             self.ledger.update(self.island_id, state=int(IslandState.STOPPED))
             exit_reason = "stopped"
         self.telemetry(force=True)

@@ -112,3 +112,10 @@ def test_sync_command_gives_the_same_best_twice(tmp_path):
         results.append(json.loads(result.stdout))
     assert results[0]["best_fitness"] == results[1]["best_fitness"]
     assert results[0]["evaluations"] == results[1]["evaluations"]
+
+
+def test_run_directory_that_is_a_file_is_a_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = islands("run", "sphere:dim=3", "--generations", "1", "--out", str(blocker))
+    assert_one_line_error(result, "cannot use run directory")
