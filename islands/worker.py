@@ -362,14 +362,19 @@ class IslandLoop:
         return None
 
     def _expect_from(self, source: int, generation: int) -> bool:
-        """Whether `source` will still send its migrants of `generation`."""
+        """Whether `source`'s migrants of `generation` are sent or still to come."""
         row = self.ledger.row(source)
-        if int(row["state"]) not in EVOLVING_STATES:
-            return False
+        state, source_generation = int(row["state"]), int(row["generation"])
         # A restored island is behind its neighbours: what they sent at this generation
         # went out while it was away. (Reproducibility is only promised without pressure
         # actions, and a restore is one.)
-        return not (self.restored and int(row["generation"]) > generation)
+        if self.restored and source_generation > generation:
+            return False
+        if state in EVOLVING_STATES:
+            return True
+        # An island that finished or hibernated at or after this generation sent its
+        # migrants of this generation first: they are on their way.
+        return state in (IslandState.DONE, IslandState.HIBERNATED) and source_generation >= generation
 
     # -- main loop ----------------------------------------------------------------
     def run(self) -> str:

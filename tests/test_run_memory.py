@@ -67,7 +67,9 @@ def test_without_streaming_the_same_run_needs_far_more(tmp_path):
     args[args.index("700M")] = "8G"
     summary, peak, _ = run_and_sample(args, tmp_path)
     assert summary["pressure_events"] == []
-    assert peak > 1.6e9, f"peak PSS {peak / MB:.0f} MB"
+    # 2 islands x 40 x 20 MiB = 1600 MiB at the moment both evaluate; sampling every
+    # 0.1 s sees 1.5-1.6 GiB of it (vs under 0.5 GiB streaming, the test above).
+    assert peak > 1.3 * 2**30, f"peak PSS {peak / MB:.0f} MB"
 
 
 def test_without_streaming_in_700mb_the_policy_acts_and_the_run_finishes(tmp_path):
