@@ -55,14 +55,18 @@ def segments_of(pid):
     return [name for name in os.listdir("/dev/shm") if name.startswith(f"islands_{pid}_")]
 
 
-def test_ctrl_c_stops_gracefully_with_summary_and_cleanup(tmp_path):
+@pytest.mark.parametrize(("signum", "stopped_by"), [(signal.SIGINT, "interrupted"),
+                                                     (signal.SIGTERM, "terminated")])
+def test_ctrl_c_or_sigterm_stops_gracefully_with_summary_and_cleanup(tmp_path, signum, stopped_by):
     child, run_dir = start_run(tmp_path)
     pids = island_pids(run_dir, child)
-    child.send_signal(signal.SIGINT)
+    child.send_signal(signum)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 0, err[-3000:]
     summary = json.loads(out)
-    assert summary["stopped_by"] == "interrupted"
+    assert summary["stopped_by"] == stopped_by
+    # Each island wrote its checkpoint on the way out.
+    assert len(list((run_dir / "checkpoint").glob("island-*.msgpack"))) == 2
     assert summary["best_fitness"] is not None
     assert json.loads((run_dir / "summary.json").read_text()) == summary
     assert "Traceback" not in err
