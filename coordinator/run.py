@@ -64,6 +64,7 @@ TICK_S = 0.1
 PROGRESS_LOG_S = 1.0
 STOP_GRACE_S = 10.0
 COMMAND_TIMEOUT_S = 120.0
+MIGRATION_EVENT_S = 5.0
 
 
 def default_run_dir(problem_text: str, root: str | Path = "runs") -> Path:
@@ -110,6 +111,8 @@ class Run:
         self.outstanding: dict[int, tuple[int, Action, float]] = {}
         self.sample_mark = -1
         self.shrink_on_restart: set[int] = set()
+        self.last_migration_event = time.monotonic()
+        self.last_migration_totals: dict[str, int] = {}
         self.last_action_at = 0.0
         self.best_fitness = math.inf
         self.best_island: int | None = None
@@ -490,9 +493,30 @@ class Run:
             self.note_level_changes()
             self.apply_policy()
             self.log_progress(generations)
+            self.note_migrations()
             reason = self.stop_reason()
             if reason is not None:
                 return reason
+
+    def migration_counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(("sent", "received", "accepted", "dropped", "declined"), 0)
+        for island_stats in self.migration_totals.values():
+            for key in totals:
+                totals[key] += int(island_stats.get(key, 0))
+        totals["routed"] = self.routed
+        totals["unroutable"] = self.unroutable
+        return totals
+
+    def note_migrations(self) -> None:
+        """A `migration` event with the running totals, at most every MIGRATION_EVENT_S."""
+        now = time.monotonic()
+        if now - self.last_migration_event < MIGRATION_EVENT_S:
+            return
+        self.last_migration_event = now
+        totals = self.migration_counts()
+        if totals != self.last_migration_totals:
+            self.last_migration_totals = totals
+            self.event("migration", **totals)
 
     def log_progress(self, generations: int | None) -> None:
         assert self.manager is not None
@@ -527,13 +551,8 @@ class Run:
         assert self.manager is not None and self.plan is not None
         snapshot = self.manager.ledger.snapshot()
         stats = self.manager.stats()
-        totals: dict[str, int] = {"sent": 0, "received": 0, "accepted": 0, "dropped": 0,
-                                  "declined": 0}
-        for island_stats in self.migration_totals.values():
-            for key in totals:
-                totals[key] += int(island_stats.get(key, 0))
-        totals["routed"] = self.routed
-        totals["unroutable"] = self.unroutable
+        totals = self.migration_counts()
+        self.event("migration", **totals)
         summary: dict[str, Any] = {
             "problem": self.problem_text,
             "best_fitness": self.best_fitness if math.isfinite(self.best_fitness) else None,

@@ -42,8 +42,11 @@ def test_run_directory_contents(tmp_path):
     assert (run_dir / "config.toml").exists() and (run_dir / "summary.json").exists()
     assert sorted(p.name for p in (run_dir / "checkpoint").iterdir()) == [
         "island-0.msgpack", "island-1.msgpack"]
-    kinds = {event["event"] for event in events(run_dir)}
-    assert {"config", "island_started", "island_done", "summary"} <= kinds
+    run_events = events(run_dir)
+    kinds = {event["event"] for event in run_events}
+    assert {"config", "island_started", "island_done", "migration", "summary"} <= kinds
+    migration = [e for e in run_events if e["event"] == "migration"][-1]
+    assert migration["sent"] == summary["migrants"]["sent"] > 0
     # Nothing is left in shared memory by this run.
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"islands_{os.getpid()}_")]
 
