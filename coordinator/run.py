@@ -384,6 +384,10 @@ class Run:
                 and time.monotonic() - self.last_action_at < calm_s):
             return
         snapshot = self.manager.ledger.snapshot()
+        # The monitor's own USS reading (same sample as the level) beats the islands'
+        # self-reported bytes when it has one.
+        for island, uss in self.manager.island_uss().items():
+            snapshot[island]["measured_bytes"] = int(uss)
         for island, handle in self.handles.items():
             # A dead process's row may still say RUNNING: the policy must not pick it.
             if handle.finished is not None and int(snapshot[island]["state"]) in ACTIVE_STATES:
