@@ -93,9 +93,9 @@ _FULL: dict = {}
 
 def interpreted_rate(path: str, moves: int, seed: int) -> float:
     code = (
-        "import sys, json; sys.path.insert(0, %r); "
+        f"import sys, json; sys.path.insert(0, {str(REPO)!r}); "
         "from benchmarks.timetable_moves import delta_rate; "
-        "print(json.dumps(delta_rate(%r, %d, %d)))" % (str(REPO), path, moves, seed)
+        f"print(json.dumps(delta_rate({path!r}, {moves}, {seed})))"
     )
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,

@@ -360,7 +360,6 @@ def _delta_swap(lecture, other, data, state):
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
      period_pos, slot_period, slot_room) = data
     lecture_slot = state[1]
-    R = dims[D_ROOMS]
     s1 = lecture_slot[lecture]
     s2 = lecture_slot[other]
     c = lecture_course[lecture]
@@ -519,10 +518,11 @@ def construct(genome, seed, data, state):
 
 
 @njit(cache=True)
-def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, period_only,
+def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight, period_only,
            room_only, verify_every, data, state, best_genome, result):
     """Simulated annealing from `genome` (repaired first) with move and swap neighbours.
 
+    A hard violation weighs `hard_weight` at `t_ref`, rising as sqrt(t_ref / T).
     The best state by `big_weight * hard + soft` ends in `best_genome`.
     result[:] = best hard, best soft, move evaluations, accepted moves, verify mismatches,
     repair ok (1/0). `verify_every > 0` re-evaluates from scratch every that many accepted
@@ -554,8 +554,13 @@ def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, perio
     evaluations = 0
     accepted = 0
     mismatches = 0
-    for _it in range(n_moves):
+    weight = hard_weight
+    for it in range(n_moves):
         temperature *= alpha
+        if it % 1024 == 0:
+            # Hard violations get dearer as the search cools, so it ends feasible
+            # after exploring through infeasible timetables while hot.
+            weight = hard_weight * np.sqrt(max(1.0, t_ref / temperature))
         lecture = np.random.randint(0, L)
         c = lecture_course[lecture]
         s1 = lecture_slot[lecture]
@@ -580,7 +585,7 @@ def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, perio
                 continue
             evaluations += 1
             dh, ds = _delta_move(lecture, p2, r2, data, state, -1)
-            delta = hard_weight * dh + ds
+            delta = weight * dh + ds
             if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
                 continue
             if at_best and big_weight * dh + ds > 0:
@@ -602,7 +607,7 @@ def anneal(genome, seed, n_moves, t_start, t_end, hard_weight, big_weight, perio
                 continue
             evaluations += 1
             dh, ds = _delta_swap(lecture, other, data, state)
-            delta = hard_weight * dh + ds
+            delta = weight * dh + ds
             if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
                 continue
             old_hard = _hard(cost)
@@ -762,15 +767,16 @@ def mutate_one(genome, seed, n_changes, kempe_prob, data, state):
 
 
 @njit(cache=True)
-def crossover_courses(parent_a, parent_b, seed, data, state, child):
-    """Each course's lectures come together from one parent; clashes are then repaired."""
+def crossover_courses(parent_a, parent_b, seed, share_b, data, state, child):
+    """Each course's lectures come together from one parent (from parent_b with
+    probability share_b); clashes are then repaired."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
      period_pos, slot_period, slot_room) = data
     np.random.seed(seed)
     C = dims[D_COURSES]
     for c in range(C):
-        source = parent_a if np.random.random() < 0.5 else parent_b
+        source = parent_b if np.random.random() < share_b else parent_a
         for lecture in range(first_lecture[c], first_lecture[c + 1]):
             child[lecture] = source[lecture]
     if load_state(child, data, state):

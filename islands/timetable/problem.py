@@ -14,6 +14,7 @@ it (`islands.population`, `islands.island`).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from islands.timetable.instance import Instance, read_ctt
 from islands.timetable.solution import genome_to_entries, write_sol
 
 HARD_WEIGHT = 10_000
+# Construction's repair phase: hard violations only (see `random`).
+REPAIR_HARD_WEIGHT = 1000.0
+REPAIR_TEMPERATURES = (500.0, 30.0)
 
 _INT_ARRAYS = (
     "course_lectures",
@@ -95,12 +99,24 @@ class TimetableProblem:
 
     Tuning parameters (all spec parameters):
     - ls_moves: move evaluations per genome per `improve` call (effort of the local search).
-    - t_start, t_end: annealing temperatures (geometric cooling over one call).
+    - t_start, t_end: annealing temperatures.
+    - anneal_s: how `improve()` cools. 0: every call anneals from t_start to t_end.
+      > 0 (the default): the calls of one island form one long annealing: each call
+      continues from where the last one stopped, the temperature falling from t_start
+      to t_end over anneal_s seconds of calls, then it reheats (to half of t_start) and
+      cools again. Short calls from a hot start would undo what the last calls
+      found; continuing the schedule lets the population anneal together.
     - ls_hard_weight: weight of a hard violation inside the annealing (the reported
       fitness always uses HARD_WEIGHT).
     - period_only, room_only: shares of candidate moves that keep the room / the period.
     - mutate_changes, kempe_prob: size of a mutation and the share of Kempe-chain moves.
-    - population: the preferred population per island.
+    - population: the preferred population per island. Small (2): each member is one
+      annealing trajectory, and the island's moves are shared among them.
+    - crossover_share: share of courses a child takes from its second parent (the rest
+      from the first; a timetable annealed to a low cost survives a few foreign courses
+      better than a half-and-half mix, which the repair and a cool search cannot mend).
+    - repair_moves: effort of the hard-constraints-only annealing that `random()` runs on
+      constructed timetables that are not feasible (0: none).
     """
 
     name = "timetable"
@@ -112,7 +128,7 @@ class TimetableProblem:
     def __init__(
         self,
         path: str = "",
-        ls_moves: int = 300_000,
+        ls_moves: int = 200_000,
         t_start: float = 3.0,
         t_end: float = 0.08,
         ls_hard_weight: float = 40.0,
@@ -120,7 +136,10 @@ class TimetableProblem:
         room_only: float = 0.1,
         mutate_changes: int = 3,
         kempe_prob: float = 0.3,
-        population: int = 10,
+        population: int = 2,
+        anneal_s: float = 30.0,
+        repair_moves: int = 300_000,
+        crossover_share: float = 0.2,
         instance: Instance | None = None,
     ) -> None:
         if instance is None:
@@ -144,6 +163,15 @@ class TimetableProblem:
         self.mutate_changes = int(mutate_changes)
         self.kempe_prob = float(kempe_prob)
         self.preferred_population = int(population)
+        if float(anneal_s) < 0:
+            raise InputError("timetable: anneal_s must be >= 0")
+        self.anneal_s = float(anneal_s)
+        self.repair_moves = int(repair_moves)
+        if not 0 <= float(crossover_share) <= 1:
+            raise InputError("timetable: crossover_share must lie in [0, 1]")
+        self.crossover_share = float(crossover_share)
+        self._schedule_temperature = self.t_start
+        self._cycle_start_temperature = self.t_start
         self.data = kernel_data(instance)
         self.genome_shape = (instance.n_lectures,)
         dims = self.data[0]
@@ -220,6 +248,18 @@ class TimetableProblem:
         state = self._work_state()
         for i, seed in enumerate(self._seeds(rng, n)):
             kernels.construct(genomes[i], int(seed), self.data, state)
+        if self.repair_moves > 0:
+            # Greedy construction leaves a few conflicts on tight instances (comp05):
+            # a short annealing on the hard constraints alone (soft costs are noise at
+            # these temperatures) removes most of them.
+            fitness = self.evaluate(genomes)
+            infeasible = np.nonzero(fitness >= HARD_WEIGHT)[0]
+            if len(infeasible):
+                repaired, _, _ = self.improve_with_stats(
+                    genomes[infeasible], fitness[infeasible], rng, self.repair_moves,
+                    t_range=REPAIR_TEMPERATURES, hard_weight=REPAIR_HARD_WEIGHT,
+                )
+                genomes[infeasible] = repaired
         return genomes
 
     def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -238,7 +278,9 @@ class TimetableProblem:
         children = np.empty_like(a)
         state = self._work_state()
         for i, seed in enumerate(self._seeds(rng, len(a))):
-            kernels.crossover_courses(a[i], b[i], int(seed), self.data, state, children[i])
+            kernels.crossover_courses(
+                a[i], b[i], int(seed), self.crossover_share, self.data, state, children[i]
+            )
         return children
 
     def improve(
@@ -248,8 +290,27 @@ class TimetableProblem:
         rng: np.random.Generator,
         ls_moves: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Simulated annealing on each genome; a result is never worse than its input."""
-        improved, improved_fitness, _ = self.improve_with_stats(genomes, fitness, rng, ls_moves)
+        """Simulated annealing on each genome; a result is never worse than its input.
+
+        With `anneal_s > 0` and no explicit `ls_moves`, successive calls continue one
+        cooling schedule (see the class docstring); else each call is a full anneal."""
+        if self.anneal_s <= 0 or ls_moves is not None:
+            improved, improved_fitness, _ = self.improve_with_stats(genomes, fitness, rng, ls_moves)
+            return improved, improved_fitness
+        started = time.perf_counter()
+        high = self._schedule_temperature
+        # Cool by the share of the cycle one call took last time (first call: 1 %).
+        share = getattr(self, "_last_call_share", 0.01)
+        low = max(high * (self.t_end / self._cycle_start_temperature) ** share, self.t_end)
+        improved, improved_fitness, _ = self.improve_with_stats(
+            genomes, fitness, rng, None, t_range=(high, low)
+        )
+        self._last_call_share = min((time.perf_counter() - started) / self.anneal_s, 1.0)
+        if low <= self.t_end * 1.0001:
+            self._cycle_start_temperature = self.t_start / 2  # reheat
+            self._schedule_temperature = self._cycle_start_temperature
+        else:
+            self._schedule_temperature = low
         return improved, improved_fitness
 
     def improve_with_stats(
@@ -259,6 +320,8 @@ class TimetableProblem:
         rng: np.random.Generator,
         ls_moves: int | None = None,
         verify_every: int = 0,
+        t_range: tuple[float, float] | None = None,
+        hard_weight: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`improve` plus per-genome stats [n, 6]: hard, soft, move evaluations,
         accepted moves, bookkeeping mismatches, repair ok."""
@@ -270,10 +333,11 @@ class TimetableProblem:
         stats = np.zeros((len(genomes), 6), dtype=np.int64)
         state = self._work_state()
         best = np.empty(self.genome_shape[0], dtype=np.int32)
+        high, low = (self.t_start, self.t_end) if t_range is None else t_range
         for i, seed in enumerate(self._seeds(rng, len(genomes))):
             kernels.anneal(
-                np.ascontiguousarray(genomes[i]), int(seed), moves, self.t_start, self.t_end,
-                self.ls_hard_weight, float(HARD_WEIGHT), self.period_only, self.room_only,
+                np.ascontiguousarray(genomes[i]), int(seed), moves, high, low, self.t_start,
+                self.ls_hard_weight if hard_weight is None else float(hard_weight), float(HARD_WEIGHT), self.period_only, self.room_only,
                 int(verify_every), self.data, state, best, stats[i],
             )
             if stats[i, 5] == 0:
