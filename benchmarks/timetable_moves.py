@@ -10,6 +10,10 @@ wall-clock time would; caches and frequency are still shared). Two baselines put
   Python + numpy scalars), in a subprocess, on fewer moves.
 
     .venv/bin/python benchmarks/timetable_moves.py [--instance PATH] [--runs 5] [--moves 2000000]
+    .venv/bin/python benchmarks/timetable_moves.py --scale   # the 2,000-course term
+
+--scale instead generates a term of 2,000 courses / ~6,000 lectures / 150 rooms /
+45 periods and prints the time of each stage and the memory they use.
 
 The machine may be shared: read medians, and compare only runs taken side by side.
 """
@@ -105,13 +109,68 @@ def interpreted_rate(path: str, moves: int, seed: int) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def scale_report(moves: int) -> None:
+    import resource
+    import tempfile
+
+    from islands.timetable.generator import generate_instance
+    from islands.timetable.instance import write_ctt
+    from islands.timetable.problem import TimetableProblem
+    from islands.timetable.validate import evaluate_entries
+
+    def rss_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    rows = []
+    base = rss_mb()
+    started = time.perf_counter()
+    instance = generate_instance(courses=2000, rooms=150, days=5, periods_per_day=9,
+                                 curricula=800, seed=0)
+    rows.append(("generate", time.perf_counter() - started, ""))
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_ctt(instance, Path(folder) / "big.ctt")
+        started = time.perf_counter()
+        problem = TimetableProblem(str(path))
+        rows.append(("read + derive", time.perf_counter() - started, ""))
+    rng = np.random.default_rng(0)
+    problem.random(rng, 1)  # compile / load cache
+    started = time.perf_counter()
+    genomes = problem.random(rng, 4)
+    hard = [problem.describe(g)["hard_violations"] for g in genomes]
+    rows.append(("construct (per genome)", (time.perf_counter() - started) / 4, f"hard={hard}"))
+    started = time.perf_counter()
+    fitness = problem.evaluate(genomes)
+    rows.append(("evaluate (per genome)", (time.perf_counter() - started) / 4,
+                 f"fitness={fitness.astype(int).tolist()}"))
+    started = time.perf_counter()
+    evaluate_entries(problem.instance, problem.entries(genomes[0]))
+    rows.append(("reference validate.py", time.perf_counter() - started, ""))
+    started = time.thread_time()
+    improved, _, stats = problem.improve_with_stats(genomes[:1], fitness[:1], rng, ls_moves=moves)
+    spent = time.thread_time() - started
+    rows.append(("improve", spent, f"{stats[0, 2] / spent:,.0f} moves/s, "
+                 f"{fitness[0]:.0f} -> {problem.evaluate(improved)[0]:.0f}"))
+    inst = problem.instance
+    print(f"# scale: {inst.n_courses} courses, {inst.n_lectures} lectures, {inst.n_rooms} rooms, "
+          f"{inst.n_periods} periods, {inst.n_curricula} curricula")
+    for name, seconds, note in rows:
+        print(f"{name:<24} {seconds:>9.3f} s  {note}")
+    print(f"individual_bytes (search state of one genome): {problem.individual_bytes:,}")
+    print(f"genome bytes: {problem.genome_shape[0] * 4:,}; "
+          f"peak RSS of this process: {rss_mb():.0f} MB (started at {base:.0f} MB)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instance", default=str(DEFAULT_INSTANCE))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--moves", type=int, default=2_000_000)
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--scale", action="store_true", help="the 2,000-course term instead")
     args = parser.parse_args(argv)
+    if args.scale:
+        scale_report(args.moves)
+        return 0
     if not Path(args.instance).exists():
         print(f"instance not found: {args.instance}", file=sys.stderr)
         return 2

@@ -117,3 +117,21 @@ def test_spec_attach_and_write(tmp_path, generated):
     assert written.name == "best.sol"
     ref = evaluate_entries(problem.instance, read_sol(written, problem.instance))
     assert problem.evaluate(genomes[:1])[0] == HARD_WEIGHT * ref.hard_violations + ref.soft_cost
+
+
+def test_improve_calls_continue_one_cooling_schedule(generated):
+    problem = TimetableProblem(str(generated), ls_moves=5_000, anneal_s=0.5)
+    rng = np.random.default_rng(4)
+    genomes = problem.random(rng, 2)
+    fitness = problem.evaluate(genomes)
+    temperatures = [problem._schedule_temperature]
+    for _ in range(6):
+        improved, improved_fitness = problem.improve(genomes, fitness, rng)
+        assert (improved_fitness <= fitness).all()
+        assert np.array_equal(improved_fitness, problem.evaluate(improved))
+        genomes, fitness = improved, improved_fitness
+        temperatures.append(problem._schedule_temperature)
+    # Each call starts where the last one stopped: the temperature falls (or reheats to
+    # half the start once the cycle ends), never resets to t_start.
+    assert all(t < problem.t_start for t in temperatures[1:])
+    assert temperatures[1] < temperatures[0]
