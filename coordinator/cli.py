@@ -2,7 +2,8 @@
 
 Covers: argument parsing for `islands run` (flags map one-to-one onto
 `coordinator.config.RunConfig` fields, resolved as defaults < `--config FILE.toml` <
-flags), the demo run (`islands run` with no spec generates a term into the run
+flags), `islands resume RUN_DIR` (continue a stopped or crashed run from its
+checkpoints), the exit codes (EXIT_CODES_TEXT), the demo run (`islands run` with no spec generates a term into the run
 directory and solves it), the timetable subcommands (`validate`, `generate`, added by
 `islands.timetable.cli.register_commands` when that module is installed), logging to
 stderr (stdout carries only the `--json` summary), and turning user errors into one
@@ -28,7 +29,18 @@ from memory.budget import BudgetError, parse_size
 
 PROG = "islands"
 DEMO_TIME_LIMIT_S = 60.0
+EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_CODES_TEXT = """exit codes:
+  0    finished (a limit, the target or stagnation was reached; or resume: already finished)
+  1    every island failed (see events.jsonl and the log for the traceback)
+  2    bad input: usage, problem spec, config file, budget, run directory, checkpoint
+  130  stopped by Ctrl-C; checkpoint and best solution written (islands resume RUN_DIR)
+  143  stopped by SIGTERM; checkpoint and best solution written (islands resume RUN_DIR)
+A second Ctrl-C stops at once (exit code 130; the last periodic checkpoint stays)."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -48,7 +60,9 @@ def _size(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=PROG, description="Island-model genetic search inside a RAM budget.")
+    parser = OneLineParser(prog=PROG, description="Island-model genetic search inside a RAM budget.",
+                           epilog=EXIT_CODES_TEXT,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     run = commands.add_parser("run", help="run the optimizer on a problem (no spec: the demo term)")
@@ -77,7 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", default=None,
                      help="print the summary as one JSON object on stdout")
     run.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only")
+    run.add_argument("--checkpoint-interval", type=float, metavar="SECONDS",
+                     help="seconds between periodic checkpoints (default 10)")
     run.set_defaults(func=command_run)
+    resume = commands.add_parser(
+        "resume", help="continue a stopped or crashed run from its checkpoints",
+        description="Continue RUN_DIR from its checkpoints: same run id, events appended, "
+                    "generations go on from where they were and the time limit counts the "
+                    "time already spent. A run that finished says so and exits 0, unless "
+                    "--generations or --time-limit give it a new limit.",
+        epilog=EXIT_CODES_TEXT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    resume.add_argument("run_dir", metavar="RUN_DIR")
+    resume.add_argument("--generations", type=int, metavar="G", help="new generation limit")
+    resume.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="new time limit (counts the time already spent)")
+    resume.add_argument("--json", action="store_true", default=False,
+                        help="print the summary as one JSON object on stdout")
+    resume.add_argument("--quiet", action="store_true", default=False,
+                        help="warnings and errors only")
+    resume.set_defaults(func=command_resume)
     try:
         from islands.timetable.cli import register_commands
     except ImportError:
@@ -103,7 +135,7 @@ def set_up_logging(quiet: bool) -> None:
 FLAG_FIELDS = ("problem", "islands", "population", "generations", "time_limit", "evaluations",
                "target", "stagnation", "memory_budget", "seed", "topology",
                "migration_interval", "migrants", "sync", "streaming", "backend", "out", "json",
-               "quiet")
+               "quiet", "checkpoint_interval")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -152,10 +184,34 @@ def command_run(args: argparse.Namespace) -> int:
     from coordinator.run import execute_run
 
     summary = execute_run(config)
-    if config.json:
+    return finish(summary, config.json)
+
+
+def finish(summary: dict[str, Any], as_json: bool) -> int:
+    """Print the summary if asked; the exit code for how the run stopped."""
+    if as_json:
         sys.stdout.write(json.dumps(summary, default=_json_default) + "\n")
         sys.stdout.flush()
-    return 1 if summary.get("stopped_by") == "failed" else 0
+    return {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED,
+            "terminated": EXIT_TERMINATED}.get(summary.get("stopped_by"), EXIT_OK)
+
+
+def command_resume(args: argparse.Namespace) -> int:
+    from coordinator.run import already_finished, execute_run, load_resume
+
+    set_up_logging(args.quiet)
+    config, state = load_resume(args.run_dir, generations=args.generations,
+                                time_limit=args.time_limit)
+    reason = already_finished(state)
+    if reason is not None and args.generations is None and args.time_limit is None:
+        sys.stderr.write(f"{PROG}: run {args.run_dir} already finished (stopped by {reason}); "
+                         "give --generations or --time-limit to go on\n")
+        return EXIT_OK
+    config.json = args.json
+    config.quiet = args.quiet
+    check_backend(config)
+    summary = execute_run(config, resume_state=state)
+    return finish(summary, args.json)
 
 
 def _json_default(value: Any) -> Any:
@@ -176,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: stopped\n")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

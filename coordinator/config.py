@@ -58,10 +58,11 @@ class RunConfig:
     quiet: bool = False
     monitor_interval: float = 0.5
     thresholds: dict[str, float] = field(default_factory=dict)
-    checkpoint_interval: int = 10
+    checkpoint_interval: float = 10.0  # seconds between periodic checkpoints
     chunk_size: int | None = None
     min_population: int = 4
     sync_timeout: float = 60.0
+    cache_entries: int = 10_000  # fitness-cache entries per island
 
     def to_toml(self) -> str:
         """The config as TOML text (keys that are `None` are left out: TOML has no null)."""
@@ -75,16 +76,18 @@ class RunConfig:
     def validate(self, source: str = "configuration") -> RunConfig:
         """Check value ranges; raise InputError naming the bad setting."""
         positive_ints = ("islands", "population", "generations", "evaluations", "stagnation",
-                         "migration_interval", "checkpoint_interval", "chunk_size")
+                         "migration_interval", "chunk_size")
         for name in positive_ints:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InputError(f"{source}: {name.replace('_', '-')} must be at least 1, got {value}")
+        if self.cache_entries < 0:
+            raise InputError(f"{source}: cache-entries must be 0 or more, got {self.cache_entries}")
         if self.migrants < 0:
             raise InputError(f"{source}: migrants must be 0 or more, got {self.migrants}")
         if self.min_population < 2:
             raise InputError(f"{source}: min-population must be at least 2, got {self.min_population}")
-        for name in ("time_limit", "monitor_interval", "sync_timeout"):
+        for name in ("time_limit", "monitor_interval", "sync_timeout", "checkpoint_interval"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise InputError(f"{source}: {name.replace('_', '-')} must be positive, got {value}")

@@ -20,6 +20,7 @@ and the ledger (`memory`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -42,6 +43,7 @@ from coordinator.autoconfig import HardwarePlan, plan_run
 from coordinator.config import RunConfig
 from coordinator.local import LocalBackend, WorkerHandle
 from coordinator.policy import ACTIVE_STATES, Action, ActionKind, decide
+from islands import checkpoint as checkpoint_io
 from islands.errors import InputError
 from islands.migration import neighbours
 from islands.problem import build_problem, parse_spec
@@ -62,9 +64,14 @@ COMMAND_OF_ACTION = {
 }
 TICK_S = 0.1
 PROGRESS_LOG_S = 1.0
-STOP_GRACE_S = 10.0
+STOP_GRACE_S = 4.0  # a graceful stop (Ctrl-C, SIGTERM) must end within about 5 s
 COMMAND_TIMEOUT_S = 120.0
 MIGRATION_EVENT_S = 5.0
+MAX_FAILURES = 3  # crashes of one island before the run goes on without it
+COORDINATOR_CHECKPOINT = "coordinator.msgpack"
+# Stop reasons after which `islands resume` has nothing left to do (unless given a new limit).
+FINISHED_REASONS = ("generations", "finished", "target", "evaluations", "stagnation",
+                    "time_limit", "failed")
 
 
 def default_run_dir(problem_text: str, root: str | Path = "runs") -> Path:
@@ -89,6 +96,7 @@ class Run:
         probe: Any = None,
         run_dir: Path | None = None,
         cores: int | None = None,
+        resume_state: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.probe = probe
@@ -96,7 +104,8 @@ class Run:
         self.problem = build_problem(config.problem)
         self.problem_text = str(parse_spec(config.problem))
         self.run_dir = Path(run_dir or config.out or default_run_dir(self.problem_text))
-        self.run_id = uuid.uuid4().hex[:12]
+        self.resume_state = resume_state
+        self.run_id = str(resume_state["run_id"]) if resume_state else uuid.uuid4().hex[:12]
         self.backend = LocalBackend()
         self.handles: dict[int, WorkerHandle] = {}
         self.shared: dict[str, SharedArray] = {}
@@ -128,6 +137,26 @@ class Run:
         self.last_progress: dict[int, tuple[float, int]] = {}
         self.target = config.target if config.target is not None else getattr(
             self.problem, "target_fitness", None)
+        self.failures: dict[int, int] = {}
+        self.error_texts: set[str] = set()
+        self.best_genome: np.ndarray | None = None
+        self.best_generation: int | None = None
+        self.checkpoint_path = self.run_dir / "checkpoint" / COORDINATOR_CHECKPOINT
+        self.last_checkpoint = time.monotonic()
+        self.checkpoint_failures = 0
+        self.stopped_by: str | None = None
+        self.evolving_islands: set[int] = set()
+        self.evolving_since: float | None = None
+        self.stopped_at: float | None = None
+        self.memory_of: dict[int, tuple[int, int]] = {}
+        self.peak_population_bytes = 0
+        self.peak_cache_bytes = 0
+        self.prior_elapsed = 0.0
+        if resume_state:
+            self.prior_elapsed = float(resume_state.get("elapsed_s", 0.0))
+            # The time limit counts the time already spent.
+            self.started = time.monotonic() - self.prior_elapsed
+            self._restore_best(resume_state.get("best"))
 
     # -- events -------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -143,6 +172,83 @@ class Run:
         self.pressure_events.append(
             {"t": round(self.elapsed(), 3), "level": str(level), "action": action, "island": island}
         )
+
+    # -- checkpoints --------------------------------------------------------------
+    def _restore_best(self, best: Any) -> None:
+        if not best:
+            return
+        try:
+            genome = np.frombuffer(best["genome"], dtype=np.dtype(best["dtype"])).reshape(
+                tuple(best["shape"])).astype(self.problem.genome_dtype)
+            fitness = float(best["fitness"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"checkpoint {self.checkpoint_path}: best solution is malformed "
+                             f"({error})") from None
+        if tuple(genome.shape) != tuple(np.atleast_1d(self.problem.genome_shape)):
+            raise InputError(f"checkpoint {self.checkpoint_path}: best solution does not fit "
+                             f"problem {self.problem_text}")
+        self.best_genome = genome.copy()
+        self.best_fitness = fitness
+        self.best_island = best.get("island")
+        self.best_generation = best.get("generation")
+
+    def coordinator_state(self) -> dict[str, Any]:
+        """What `islands resume` needs, as msgpack-able values."""
+        rows = self.manager.ledger.snapshot() if self.manager is not None else []
+        islands = []
+        for island, row in enumerate(rows):
+            handle = self.handles.get(island)
+            islands.append({
+                "island": island,
+                "state": IslandState(int(row["state"])).name.lower(),
+                "generation": int(row["generation"]),
+                "evaluations": int(row["evaluations"]),
+                "failures": self.failures.get(island, 0),
+                "finished": None if handle is None else handle.finished,
+            })
+        best = None
+        if self.best_genome is not None:
+            genome = np.ascontiguousarray(self.best_genome)
+            best = {"genome": genome.tobytes(), "dtype": genome.dtype.str,
+                    "shape": list(genome.shape), "fitness": float(self.best_fitness),
+                    "island": self.best_island, "generation": self.best_generation}
+        plan = None if self.plan is None else {
+            "islands": self.plan.islands, "population": self.plan.population,
+            "chunk_size": self.plan.chunk_size, "streaming": self.plan.streaming}
+        return {
+            "kind": "coordinator",
+            "run_id": self.run_id,
+            "config": dataclasses.asdict(self.config),
+            "plan": plan,
+            "best": best,
+            "islands": islands,
+            "failed_islands": sorted(self.failed_islands),
+            "elapsed_s": round(self.elapsed(), 3),
+            "evaluations": sum(int(row["evaluations"]) for row in rows),
+            "events_offset": self.events_file.tell() if self.events_file is not None else 0,
+            "stopped_by": self.stopped_by,
+            "written_at": time.time(),
+        }
+
+    def write_checkpoint(self) -> bool:
+        """Save the coordinator's state atomically; a failed write keeps the previous file."""
+        self.last_checkpoint = time.monotonic()
+        try:
+            checkpoint_io.save_state(self.checkpoint_path, self.coordinator_state())
+        except OSError as error:
+            self.checkpoint_failures += 1
+            # Once per failure streak in the log; every failure in events.jsonl.
+            if self.checkpoint_failures == 1:
+                logger.warning("[GA] Could not write the checkpoint %s (%s); the previous one "
+                               "is kept and the run goes on", self.checkpoint_path, error)
+            self.event("checkpoint_failed", file=str(self.checkpoint_path), error=str(error))
+            return False
+        self.checkpoint_failures = 0
+        return True
+
+    def maybe_checkpoint(self) -> None:
+        if time.monotonic() - self.last_checkpoint >= self.config.checkpoint_interval:
+            self.write_checkpoint()
 
     # -- set-up -------------------------------------------------------------------
     def _set_up(self) -> None:
@@ -173,6 +279,14 @@ class Run:
             # Segment tags are short alphanumerics; the name travels in the handle map.
             self.shared[name] = SharedArray.from_array(np.ascontiguousarray(array), tag=f"p{index}")
         del arrays
+        if self.resume_state:
+            self.event("resumed", run_id=self.run_id, elapsed_s=self.prior_elapsed,
+                       best_fitness=self.best_fitness if self.best_genome is not None else None,
+                       events_offset=self.resume_state.get("events_offset"),
+                       previous_stop=self.resume_state.get("stopped_by"))
+            logger.info("[GA] Resuming run %s after %.1fs (best so far %s)", self.run_id,
+                        self.prior_elapsed,
+                        f"{self.best_fitness:.6g}" if self.best_genome is not None else "none")
         self.event("config", **{k: v for k, v in vars(self.plan).items() if k != "reasons"})
         try:
             thresholds = Thresholds(**config.thresholds) if config.thresholds else None
@@ -215,6 +329,7 @@ class Run:
             sync_timeout=config.sync_timeout,
             max_generations=config.generations,
             checkpoint_interval=config.checkpoint_interval,
+            cache_entries=config.cache_entries,
             resume_from=str(checkpoint) if resume and checkpoint.exists() else None,
             parent_pid=os.getpid(),
         )
@@ -237,6 +352,7 @@ class Run:
         island = handle.island_id
         if kind == "best":
             _, _, generation, fitness, genome_bytes = message
+            self.note_evolving(island)
             self.on_best(island, generation, float(fitness), genome_bytes)
         elif kind == "migrants":
             _, source, generation, payload = message
@@ -249,12 +365,26 @@ class Run:
         elif kind == "hibernated":
             logger.info("[GA] Island %d hibernated (checkpoint %s)", island, message[2])
             self.event("hibernated", island=island, checkpoint=message[2])
+            self.write_checkpoint()
+        elif kind == "memory":
+            self.on_memory(island, int(message[2]), int(message[3]))
+        elif kind == "checkpoint_failed":
+            logger.warning("[GA] Island %d could not write its checkpoint (%s); its previous "
+                           "one is kept", island, message[2])
+            self.event("checkpoint_failed", island=island, error=message[2])
         elif kind == "done":
             handle.finished = handle.finished or f"done:{message[2]}"
             self.event("island_done", island=island, reason=message[2])
         elif kind == "error":
-            logger.error("[GA] Island %d failed:\n%s", island, message[2])
-            self.event("island_error", island=island, error=message[2])
+            text = str(message[2])
+            # A bug in the problem code fails every restart the same way: one traceback.
+            if text in self.error_texts:
+                logger.error("[GA] Island %d failed again with the same error", island)
+                self.event("island_error", island=island, error="same as before", repeated=True)
+            else:
+                self.error_texts.add(text)
+                logger.error("[GA] Island %d failed:\n%s", island, text.rstrip())
+                self.event("island_error", island=island, error=text)
         elif kind == "started":
             self.event("island_started", island=island, pid=message[2])
 
@@ -271,25 +401,48 @@ class Run:
             else:
                 self.unroutable += 1
 
+    def note_evolving(self, island: int) -> None:
+        """`evolution_s` starts once every island has reported a best (start-up excluded)."""
+        if self.evolving_since is not None or self.plan is None:
+            return
+        self.evolving_islands.add(island)
+        if len(self.evolving_islands) >= self.plan.islands:
+            self.evolving_since = time.monotonic()
+
+    def on_memory(self, island: int, population_bytes: int, cache_bytes: int) -> None:
+        self.memory_of[island] = (population_bytes, cache_bytes)
+        self.peak_population_bytes = max(self.peak_population_bytes,
+                                         sum(p for p, _ in self.memory_of.values()))
+        self.peak_cache_bytes = max(self.peak_cache_bytes,
+                                    sum(c for _, c in self.memory_of.values()))
+
     def on_best(self, island: int, generation: int, fitness: float, genome_bytes: bytes) -> None:
         if not fitness < self.best_fitness:
             return
         self.best_fitness = fitness
         self.best_island = island
+        self.best_generation = int(generation)
         self.best_generation_mark = self.max_generation()
         genome = np.frombuffer(genome_bytes, dtype=self.problem.genome_dtype).reshape(
             self.problem.genome_shape).copy()
         self.best_genome = genome
-        try:
-            self.solution_file = self.problem.write(genome, self.run_dir / "best")
-        except OSError as error:
-            logger.warning("[GA] Could not write the best solution: %s", error)
+        self.write_best()
         if (self.feasible_below is not None and self.time_to_feasible is None
                 and fitness < self.feasible_below):
             self.time_to_feasible = self.elapsed()
             logger.info("[GA] Feasible solution found after %.1fs (fitness=%.6g)",
                         self.time_to_feasible, fitness)
             self.event("feasible", island=island, fitness=fitness)
+        # The checkpoint holds the best too, so a resumed run never starts below it.
+        self.write_checkpoint()
+
+    def write_best(self) -> None:
+        if self.best_genome is None:
+            return
+        try:
+            self.solution_file = self.problem.write(self.best_genome, self.run_dir / "best")
+        except OSError as error:
+            logger.warning("[GA] Could not write the best solution: %s", error)
 
     def drain(self, timeout: float) -> None:
         ready = self.backend.wait(self.handles.values(), timeout)
@@ -317,13 +470,27 @@ class Run:
                 continue
             handle.finished = "crashed"
             self.manager.ledger.update(island, state=int(IslandState.FAILED))
-            self.failed_islands.append(island)
             code = handle.process.exitcode
-            logger.warning("[GA] Island %d died (exit code %s); the run goes on without it",
-                           island, code)
-            self.event("crash", island=island, exitcode=code)
+            self.failures[island] = failures = self.failures.get(island, 0) + 1
+            self.event("crash", island=island, exitcode=code, failures=failures)
             self.outstanding.pop(island, None)
             self.command_queues[island].clear()
+            ledger = self.manager.ledger
+            # Nothing the dead process was asked may reach its successor.
+            ledger.ack_command(island, int(ledger.row(island)["command_seq"]))
+            if failures >= MAX_FAILURES or self.stop_requested:
+                self.failed_islands.append(island)
+                logger.warning("[GA] Island %d died (exit code %s, failure %d of %d); the run "
+                               "goes on without it", island, code, failures, MAX_FAILURES)
+                self.event("island_failed", island=island, failures=failures)
+                continue
+            checkpoint = Path(self.worker_spec(island).checkpoint_path)
+            source = "its last checkpoint" if checkpoint.exists() else "a fresh start"
+            logger.warning("[GA] Island %d died (exit code %s, failure %d of %d); restarting "
+                           "from %s", island, code, failures, MAX_FAILURES, source)
+            self.spawn(island, resume=True)
+            self.event("restart", island=island, reason="crash",
+                       from_checkpoint=checkpoint.exists())
 
     # -- pressure -----------------------------------------------------------------
     def note_level_changes(self) -> None:
@@ -489,7 +656,9 @@ class Run:
     def loop(self) -> str:
         assert self.plan is not None
         for island in range(self.plan.islands):
-            self.spawn(island)
+            self.spawn(island, resume=self.resume_state is not None)
+        # A checkpoint from the start: a coordinator killed at once is still resumable.
+        self.write_checkpoint()
         generations = self.config.generations
         while True:
             self.drain(TICK_S)
@@ -498,6 +667,7 @@ class Run:
             self.apply_policy()
             self.log_progress(generations)
             self.note_migrations()
+            self.maybe_checkpoint()
             reason = self.stop_reason()
             if reason is not None:
                 return reason
@@ -545,8 +715,12 @@ class Run:
         finally:
             try:
                 if self.manager is not None:
+                    self.stopped_at = time.monotonic()
                     self.shut_down_workers()
+                    self.stopped_by = stopped_by
                     self.summary = self.make_summary(stopped_by)
+                    # Written last: it says how the run stopped and holds the final best.
+                    self.write_checkpoint()
             finally:
                 self.clean_up()
         return self.summary
@@ -580,8 +754,14 @@ class Run:
             "streaming": self.plan.streaming,
             "seed": self.config.seed,
             "solution_file": str(self.solution_file) if self.solution_file else None,
+            "evolution_s": self.evolution_seconds(),
+            "population_bytes": int(self.peak_population_bytes),
+            "cache_bytes": int(self.peak_cache_bytes),
+            "run_id": self.run_id,
+            "resumed": self.resume_state is not None,
+            "island_failures": {str(i): n for i, n in sorted(self.failures.items())},
         }
-        genome = getattr(self, "best_genome", None)
+        genome = self.best_genome
         if genome is not None:
             try:
                 summary.update(self.problem.describe(genome))
@@ -597,6 +777,13 @@ class Run:
             logger.info("[GA] Best solution: %s", self.solution_file)
         return summary
 
+    def evolution_seconds(self) -> float | None:
+        """Seconds from all islands evolving to the stop (None if they never all did)."""
+        if self.evolving_since is None:
+            return None
+        end = self.stopped_at if self.stopped_at is not None else time.monotonic()
+        return round(max(end - self.evolving_since, 0.0), 3)
+
     def clean_up(self) -> None:
         for handle in self.handles.values():
             try:
@@ -609,6 +796,8 @@ class Run:
         for segment in self.shared.values():
             try:
                 segment.close()
+            except BufferError:
+                pass  # a numpy view is still alive somewhere; unlinking frees the name anyway
             finally:
                 segment.unlink()
         self.shared.clear()
@@ -651,8 +840,55 @@ class _GracefulStop:
             signal.signal(signum, previous)
 
 
-def execute_run(config: RunConfig, *, probe: Any = None, cores: int | None = None) -> dict[str, Any]:
-    """Run `config` to the end and return the summary (also in RUN_DIR/summary.json)."""
-    run = Run(config, probe=probe, cores=cores)
+def execute_run(config: RunConfig, *, probe: Any = None, cores: int | None = None,
+                resume_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run `config` to the end and return the summary (also in RUN_DIR/summary.json).
+
+    With `resume_state` (from `load_resume`), the run goes on from its checkpoints.
+    """
+    run = Run(config, probe=probe, cores=cores, resume_state=resume_state)
     with _GracefulStop(run):
         return run.execute()
+
+
+def load_resume(
+    run_dir: str | Path, *, generations: int | None = None, time_limit: float | None = None
+) -> tuple[RunConfig, dict[str, Any]]:
+    """The config and coordinator state to resume `run_dir`; InputError if there is none.
+
+    `generations` / `time_limit`, when given, replace the run's own limits (the time
+    limit counts the time already spent).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoint" / COORDINATOR_CHECKPOINT
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such run directory")
+    if not path.exists():
+        raise InputError(f"{run_dir}: no checkpoint to resume from ({path} is missing)")
+    state = checkpoint_io.load_state(path)
+    if state.get("kind") != "coordinator" or not isinstance(state.get("config"), dict):
+        raise InputError("not a coordinator checkpoint", path=path)
+    try:
+        config = RunConfig(**state["config"])
+        plan = state.get("plan") or {}
+        # The same islands as before: their checkpoints are per island.
+        for key in ("islands", "population", "chunk_size", "streaming"):
+            if plan.get(key) is not None:
+                setattr(config, key, plan[key])
+        str(state["run_id"])
+        float(state.get("elapsed_s", 0.0))
+    except (TypeError, ValueError, KeyError) as error:
+        raise InputError(f"checkpoint is malformed ({error})", path=path) from None
+    config.out = str(run_dir)
+    if generations is not None:
+        config.generations = generations
+    if time_limit is not None:
+        config.time_limit = time_limit
+    config.validate(str(path))
+    return config, state
+
+
+def already_finished(state: dict[str, Any]) -> str | None:
+    """The stop reason if the checkpointed run finished (nothing left to resume)."""
+    reason = state.get("stopped_by")
+    return reason if reason in FINISHED_REASONS else None

@@ -8,9 +8,17 @@ checkpoint), then loops generations. Between generations it executes ledger comm
 (shrink, grow, clear cache, pause/resume growth, hibernate, stop), writes telemetry
 into its ledger row, reports its best when it improves, and exchanges migrants.
 
+Checkpoints (`islands.checkpoint.save_state` of `Island.state()`) are written after the
+first generation, then every `checkpoint_interval` seconds, on hibernate, on stop and
+at the generation limit; a failed periodic write keeps the previous file and the
+island evolving. An exception (in the user's problem code or here) is sent once as a
+formatted traceback (`error`), then the process exits with code 1; the coordinator
+decides whether to restart it from its checkpoint.
+
 Messages (tuples, first item the kind) go to the coordinator through `outbox`, a
-one-way pipe end (`send`): `started`, `best`, `migrants`, `stats`, `ack`,
-`hibernated`, `done`, `error`; the coordinator puts `("migrants", from, gen, bytes)`
+one-way pipe end (`send`): `started`, `best`, `migrants`, `stats`, `memory`
+(population and cache bytes), `ack`, `hibernated`, `checkpoint_failed`, `done`,
+`error`; the coordinator puts `("migrants", from, gen, bytes)`
 into `inbox` (a queue). In `sync` mode every island migrates at the same generations
 and waits for the migrants of that generation from every live source island, then
 takes them in source order, so a run is reproducible from its seed.
@@ -26,6 +34,7 @@ import gc
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -47,6 +56,8 @@ from memory import release_memory
 from memory.shared import Command, IslandState, Ledger, SharedArray
 
 EVOLVING_STATES = (IslandState.STARTING, IslandState.RUNNING, IslandState.SHRUNK)
+MEMORY_REPORT_S = 0.25
+EXIT_ERROR = 1  # the worker reported an exception (see the `error` message)
 
 
 @dataclass
@@ -74,8 +85,7 @@ class WorkerSpec:
     sync: bool = False
     sync_timeout: float = 60.0
     max_generations: int | None = None
-    checkpoint_interval: int = 10
-    checkpoint_min_seconds: float = 2.0
+    checkpoint_interval: float = 10.0  # seconds between periodic checkpoints
     resume_from: str | None = None
     parent_pid: int | None = None
     best_report_seconds: float = 0.25
@@ -167,6 +177,8 @@ class IslandLoop:
         self.last_telemetry = 0.0
         self.last_checkpoint = time.monotonic()
         self.last_checkpoint_generation = -1
+        self.last_memory_report = 0.0
+        self.reported_memory = (-1, -1)
 
     # -- messages -----------------------------------------------------------------
     def send(self, *message: Any) -> None:
@@ -214,6 +226,18 @@ class IslandLoop:
             measured_bytes=own_memory_bytes(),
             heartbeat=time.time(),
         )
+        self.report_memory()
+
+    def report_memory(self) -> None:
+        """Population and cache bytes to the coordinator when they change (summary peaks)."""
+        now = time.monotonic()
+        if now - self.last_memory_report < MEMORY_REPORT_S:
+            return
+        sizes = (int(self.island.population_bytes), int(self.island.cache_bytes))
+        if sizes != self.reported_memory:
+            self.send("memory", self.island_id, *sizes)
+            self.reported_memory = sizes
+        self.last_memory_report = now
 
     def evolving_state(self) -> IslandState:
         """SHRUNK while below the configured population (the policy regrows those)."""
@@ -251,7 +275,10 @@ class IslandLoop:
             self.ledger.update(self.island_id, state=int(IslandState.HIBERNATED))
             exit_reason = "hibernated"
         elif command == Command.STOP:
-            self.checkpoint()  # a stopped run can be resumed from here
+            try:
+                self.checkpoint()  # a stopped run can be resumed from here
+            except OSError as error:  # the previous checkpoint is still there
+                self.send("checkpoint_failed", self.island_id, str(error))
             self.ledger.update(self.island_id, state=int(IslandState.STOPPED))
             exit_reason = "stopped"
         self.telemetry(force=True)
@@ -270,15 +297,20 @@ class IslandLoop:
         self.last_checkpoint_generation = self.island.generation
 
     def maybe_checkpoint(self) -> None:
-        generation = self.island.generation
-        # The first generation is always saved, so a terminated island has something to resume.
+        """Save every `checkpoint_interval` seconds; the first generation always.
+
+        The first one is always saved, so a terminated or killed island has something
+        to resume. A failed write (disk full) keeps the previous file and the island
+        evolving: it is reported and tried again at the next interval.
+        """
         if (self.last_checkpoint_generation >= 0
-                and generation - self.last_checkpoint_generation < self.spec.checkpoint_interval):
+                and time.monotonic() - self.last_checkpoint < self.spec.checkpoint_interval):
             return
-        if (self.last_checkpoint_generation >= 0
-                and time.monotonic() - self.last_checkpoint < self.spec.checkpoint_min_seconds):
-            return
-        self.checkpoint()
+        try:
+            self.checkpoint()
+        except OSError as error:
+            self.last_checkpoint = time.monotonic()
+            self.send("checkpoint_failed", self.island_id, str(error))
 
     # -- migration ----------------------------------------------------------------
     def emigrate(self, generation: int) -> None:
@@ -292,14 +324,14 @@ class IslandLoop:
     def incorporate(self, payloads: list[tuple[int, bytes]]) -> None:
         """Take migrant messages in source order (deterministic); bad ones are counted."""
         for _source, payload in sorted(payloads, key=lambda item: item[0]):
+            # decode_migrants counts a received or dropped message (with its reason).
             migrants = decode_migrants(
                 payload, run_id=self.spec.run_id,
                 genome_shape=self.problem.genome_shape, genome_dtype=self.problem.genome_dtype,
+                stats=self.stats,
             )
             if migrants is None:
-                self.stats.drop("undecodable")
                 continue
-            self.stats.received += len(migrants.fitness)
             if self.decline_immigrants:
                 self.declined += len(migrants.fitness)
                 continue
@@ -421,6 +453,7 @@ def run_island(spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
     ledger = Ledger.attach(spec.ledger_handle)
     shared = {name: SharedArray.attach(handle) for name, handle in spec.shared_handles.items()}
     loop: IslandLoop | None = None
+    failed = False
     try:
         problem = attach_problem(spec.problem_spec, {name: s.array for name, s in shared.items()})
         loop = IslandLoop(spec, problem, ledger, inbox, outbox)
@@ -429,6 +462,7 @@ def run_island(spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
     except CoordinatorGone:
         pass
     except BaseException:  # report anything, then exit: the coordinator decides what next
+        failed = True
         ledger.update(spec.island_id, state=int(IslandState.FAILED))
         try:
             outbox.send(("error", spec.island_id, traceback.format_exc(limit=8)))
@@ -448,3 +482,5 @@ def run_island(spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
             outbox.close()
         except OSError:
             pass
+    if failed:
+        sys.exit(EXIT_ERROR)

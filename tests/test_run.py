@@ -10,6 +10,7 @@ import pytest
 
 from coordinator.config import RunConfig
 from coordinator.run import Run, execute_run
+from islands.checkpoint import load_state
 from memory.probe import MemoryProbe, ScriptedProbe
 
 
@@ -41,7 +42,15 @@ def test_run_directory_contents(tmp_path):
     assert summary["run_dir"] == str(run_dir)
     assert (run_dir / "config.toml").exists() and (run_dir / "summary.json").exists()
     assert sorted(p.name for p in (run_dir / "checkpoint").iterdir()) == [
-        "island-0.msgpack", "island-1.msgpack"]
+        "coordinator.msgpack", "island-0.msgpack", "island-1.msgpack"]
+    saved = load_state(run_dir / "checkpoint" / "coordinator.msgpack")
+    assert saved["run_id"] == summary["run_id"] and saved["stopped_by"] == "generations"
+    assert saved["best"]["fitness"] == summary["best_fitness"]
+    assert saved["evaluations"] == summary["evaluations"]
+    assert [i["generation"] for i in saved["islands"]] == [12, 12]
+    assert summary["evolution_s"] is not None and 0 < summary["evolution_s"] <= summary["elapsed_s"]
+    assert summary["population_bytes"] >= 2 * 8 * 20 * 4  # two islands of at least 4 genomes
+    assert summary["cache_bytes"] > 0
     run_events = events(run_dir)
     kinds = {event["event"] for event in run_events}
     assert {"config", "island_started", "island_done", "migration", "summary"} <= kinds
