@@ -119,3 +119,36 @@ def test_run_directory_that_is_a_file_is_a_user_error(tmp_path):
     blocker.write_text("not a directory")
     result = islands("run", "sphere:dim=3", "--generations", "1", "--out", str(blocker))
     assert_one_line_error(result, "cannot use run directory")
+
+
+def test_resume_without_a_usable_checkpoint_is_one_line_and_exit_2(tmp_path):
+    assert_one_line_error(islands("resume", str(tmp_path / "nothing")), "no such run directory")
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoint").mkdir(parents=True)
+    assert_one_line_error(islands("resume", str(run_dir)), "no checkpoint to resume from")
+    (run_dir / "checkpoint" / "coordinator.msgpack").write_bytes(b"\x93garbled\x00")
+    assert_one_line_error(islands("resume", str(run_dir)), "coordinator.msgpack",
+                          "not a readable checkpoint")
+
+
+def test_resume_of_a_finished_run_says_so_or_goes_on_with_more_generations(tmp_path):
+    run_dir = tmp_path / "run"
+    first = islands("run", "sphere:dim=5", "--islands", "2", "--generations", "10", "--json",
+                    "--out", str(run_dir))
+    assert first.returncode == 0, first.stderr
+    again = islands("resume", str(run_dir))
+    assert again.returncode == 0
+    assert "already finished (stopped by generations)" in again.stderr
+    more = islands("resume", str(run_dir), "--generations", "25", "--json")
+    assert more.returncode == 0, more.stderr
+    summary, before = json.loads(more.stdout), json.loads(first.stdout)
+    assert summary["generations"] == 25 and summary["run_id"] == before["run_id"]
+    assert summary["best_fitness"] <= before["best_fitness"]
+    assert summary["evaluations"] > before["evaluations"]
+
+
+def test_help_documents_the_exit_codes():
+    result = islands("--help")
+    assert result.returncode == 0
+    for code in ("130", "143", "islands resume RUN_DIR"):
+        assert code in result.stdout

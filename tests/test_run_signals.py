@@ -1,4 +1,6 @@
-"""Signals and crashes around a real `islands run`: graceful Ctrl-C, no orphans, no leaks.
+"""Signals and crashes around a real `islands run`: graceful Ctrl-C / SIGTERM with
+exit codes 130 / 143, no orphans, no leaks, and `islands resume` finishing the run
+(after SIGTERM and after a SIGKILLed coordinator) without losing the best solution.
 
 Slow: real coordinator subprocesses, real signals.
 """
@@ -11,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
@@ -18,13 +21,31 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def start_run(tmp_path):
+def start_run(tmp_path, time_limit=300):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "coordinator", "run", "rastrigin:dim=20", "--islands", "2",
-               "--time-limit", "300", "--json", "--out", str(run_dir)]
+               "--time-limit", str(time_limit), "--checkpoint-interval", "1", "--json",
+               "--out", str(run_dir)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=REPO_ROOT)
     return child, run_dir
+
+
+def resume(run_dir, *extra):
+    command = [sys.executable, "-m", "coordinator", "resume", str(run_dir), "--json", *extra]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+
+
+def best_on_disk(run_dir):
+    """Fitness of best.npy as it is on disk (rastrigin, evaluated here)."""
+    from islands.problem import build_problem
+
+    genome = np.load(run_dir / "best.npy")
+    return float(build_problem("rastrigin:dim=20").evaluate(genome[None, :])[0])
+
+
+def run_events(run_dir):
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
 
 
 def island_pids(run_dir, child, timeout=120.0):
@@ -55,15 +76,14 @@ def segments_of(pid):
     return [name for name in os.listdir("/dev/shm") if name.startswith(f"islands_{pid}_")]
 
 
-@pytest.mark.parametrize(("signum", "stopped_by"), [(signal.SIGINT, "interrupted"),
-                                                     (signal.SIGTERM, "terminated")])
-def test_ctrl_c_or_sigterm_stops_gracefully_with_summary_and_cleanup(tmp_path, signum, stopped_by):
+def test_ctrl_c_stops_gracefully_with_exit_code_130_summary_and_cleanup(tmp_path):
     child, run_dir = start_run(tmp_path)
     pids = island_pids(run_dir, child)
-    child.send_signal(signum)
+    child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=120)
-    assert child.returncode == 0, err[-3000:]
+    assert child.returncode == 130, err[-3000:]
     summary = json.loads(out)
+    stopped_by = "interrupted"
     assert summary["stopped_by"] == stopped_by
     # Each island wrote its checkpoint on the way out.
     assert len(list((run_dir / "checkpoint").glob("island-*.msgpack"))) == 2
@@ -74,15 +94,52 @@ def test_ctrl_c_or_sigterm_stops_gracefully_with_summary_and_cleanup(tmp_path, s
     assert segments_of(child.pid) == []
 
 
-def test_islands_exit_when_the_coordinator_is_killed(tmp_path):
-    child, run_dir = start_run(tmp_path)
+def test_sigterm_stops_with_143_and_islands_resume_finishes_the_run(tmp_path):
+    child, run_dir = start_run(tmp_path, time_limit=8)
     pids = island_pids(run_dir, child)
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 143, err[-3000:]
+    stopped = json.loads(out)
+    assert stopped["stopped_by"] == "terminated"
+    assert gone(pids, 10) and segments_of(child.pid) == []
+    best_before = best_on_disk(run_dir)
+    assert best_before == stopped["best_fitness"]
+
+    resumed = resume(run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout)
+    assert summary["stopped_by"] == "time_limit" and summary["resumed"]
+    assert summary["run_id"] == stopped["run_id"]
+    # Generations went on from where they were; the time limit counted the time spent.
+    assert summary["generations"] > stopped["generations"]
+    assert summary["elapsed_s"] >= 8
+    assert summary["best_fitness"] <= best_before
+    kinds = [e["event"] for e in run_events(run_dir)]
+    assert kinds.count("resumed") == 1 and kinds.count("summary") == 2
+    # Finished now: resuming again says so and changes nothing.
+    again = resume(run_dir)
+    assert again.returncode == 0 and again.stdout == ""
+    assert "already finished" in again.stderr
+
+
+def test_a_killed_coordinator_leaves_no_orphans_and_resume_finishes_the_run(tmp_path):
+    child, run_dir = start_run(tmp_path, time_limit=8)
+    pids = island_pids(run_dir, child)
+    time.sleep(1.0)
+    best_before = best_on_disk(run_dir)
     child.kill()
     child.communicate(timeout=30)
     # No orphans: each island notices its parent is gone within a few seconds.
-    assert gone(pids, 15), [pid for pid in pids if psutil.pid_exists(pid)]
-    # Its shared memory is left behind (nobody could unlink it) until a sweep removes it.
-    from memory.shared import sweep_dead_segments
+    assert gone(pids, 5), [pid for pid in pids if psutil.pid_exists(pid)]
+    # Its segments are left behind (nobody could unlink them) until the next start sweeps.
 
-    sweep_dead_segments()
+    resumed = resume(run_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout)
     assert segments_of(child.pid) == []
+    assert summary["stopped_by"] == "time_limit" and summary["resumed"]
+    assert summary["failed_islands"] == []
+    assert summary["best_fitness"] <= best_before
+    assert best_on_disk(run_dir) == summary["best_fitness"]
+    assert "Traceback" not in resumed.stderr

@@ -205,3 +205,43 @@ def test_sync_worker_waits_for_its_neighbour_then_goes_on_when_it_is_gone(ledger
     ledger.update(1, state=int(IslandState.FAILED))
     messages = messages_until(backend, handle, lambda m: m[0] == "done")
     assert messages[-1] == ("done", 0, "generations")
+
+
+def test_hibernate_then_resume_restores_the_island_exactly(ledger, backend, tmp_path):
+    # One island (no migrants): what it does next depends on its state alone.
+    spec = make_spec(ledger, tmp_path, n_islands=1)
+    handle = backend.start(spec)
+    wait_for_generation(ledger, 0, 4)
+    command(backend, handle, ledger, Command.HIBERNATE)
+    messages_until(backend, handle, lambda m: m[0] == "done")
+    handle.process.join(WAIT_S)
+    hibernated = load_state(tmp_path / "island-0.msgpack")
+    generation = hibernated["generation"]
+
+    # Resumed with no generation left to run, it saves exactly the state it was given.
+    resumed_path = tmp_path / "resumed.msgpack"
+    resumed = backend.start(make_spec(ledger, tmp_path, n_islands=1,
+                                      resume_from=spec.checkpoint_path,
+                                      checkpoint_path=str(resumed_path),
+                                      max_generations=generation))
+    assert messages_until(backend, resumed, lambda m: m[0] == "done")[-1][2] == "generations"
+    resumed.process.join(WAIT_S)
+    assert load_state(resumed_path) == hibernated
+
+    # And going on from it gives the same genomes as an island that was never stopped.
+    continued_path = tmp_path / "continued.msgpack"
+    continued = backend.start(make_spec(ledger, tmp_path, n_islands=1,
+                                        resume_from=spec.checkpoint_path,
+                                        checkpoint_path=str(continued_path),
+                                        max_generations=generation + 3))
+    messages_until(backend, continued, lambda m: m[0] == "done")
+    continued.process.join(WAIT_S)
+    straight_path = tmp_path / "straight.msgpack"
+    straight = backend.start(make_spec(ledger, tmp_path, n_islands=1,
+                                       checkpoint_path=str(straight_path),
+                                       max_generations=generation + 3))
+    messages_until(backend, straight, lambda m: m[0] == "done")
+    straight.process.join(WAIT_S)
+    after_resume, uninterrupted = load_state(continued_path), load_state(straight_path)
+    for key in ("generation", "genomes", "fitness", "rng", "best_genome", "best_fitness"):
+        assert after_resume[key] == uninterrupted[key], key
