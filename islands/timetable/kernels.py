@@ -29,7 +29,7 @@ COMPACT_WEIGHT = 2
 K_CONFLICTS, K_AVAIL, K_CAPACITY, K_MWD, K_COMPACT, K_STABILITY = range(6)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _over(students, capacity, c, r):
     extra = students[c] - capacity[r]
     return extra if extra > 0 else 0
@@ -125,7 +125,7 @@ def evaluate_batch(genomes, data, out):
         evaluate_one(genomes[i], data, out[i])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _contrib(load, base, p, ppd, period_pos):
     """Isolated-lecture count of one curriculum at period p (0 when not isolated).
     `period_pos[p]` is p's position in its day (a table: no division in the hot loop)."""
@@ -140,7 +140,7 @@ def _contrib(load, base, p, ppd, period_pos):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _range_cost(load, base, lo, hi, ppd, period_pos):
     total = 0
     for x in range(lo, hi + 1):
@@ -148,7 +148,7 @@ def _range_cost(load, base, lo, hi, ppd, period_pos):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _window(p, ppd, period_pos):
     start = p - period_pos[p]
     lo = p - 1 if p - 1 >= start else start
@@ -178,7 +178,7 @@ def state_nbytes(dims) -> int:
     return 4 * (P * R + 2 * L + 2 * C * P + C * D + C * R + 2 * C + Q * P) + 48
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _insert(lecture, s, data, state):
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
@@ -219,7 +219,7 @@ def _insert(lecture, s, data, state):
         cost[K_COMPACT] += COMPACT_WEIGHT * (_range_cost(curr_load, base, lo, hi, ppd, period_pos) - before)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _remove(lecture, data, state):
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
@@ -260,25 +260,17 @@ def _remove(lecture, data, state):
         cost[K_COMPACT] += COMPACT_WEIGHT * (_range_cost(curr_load, base, lo, hi, ppd, period_pos) - before)
 
 
-@njit(cache=True)
-def _delta_move(lecture, p2, r2, data, state, partner):
-    """(hard, soft) change of moving `lecture` to (p2, r2) into a free slot, without
-    changing the state. The course must not already be in p2 (unless p2 is its period).
-    Curricula shared with course `partner` (-1: none) are left out: in a swap of the two
-    courses' periods their load does not change."""
-    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
-    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
-     room_count, rooms_used, curr_load, cost) = state
-    R = dims[D_ROOMS]
-    P = dims[D_PERIODS]
-    ppd = dims[D_PPD]
-    D = dims[D_DAYS]
-    c = lecture_course[lecture]
-    s1 = lecture_slot[lecture]
-    p1 = slot_period[s1]
-    r1 = slot_room[s1]
+@njit(cache=True, inline="always")
+def _delta_move(c, p1, r1, p2, r2, partner, R, P, ppd, D, students, capacity, available,
+                min_days, ccur_off, ccur_list, period_pos, nb_present, day_count, days_used,
+                room_count, rooms_used, curr_load):
+    """(hard, soft) change of moving a lecture of course c from (p1, r1) to (p2, r2), a
+    free slot, without changing the state. The course must not already be in p2 (unless
+    p2 is p1). Curricula shared with course `partner` (-1: none) are left out: in a swap
+    of the two courses' periods their load does not change. Arrays are passed one by one
+    (not as the `data` / `state` tuples): this is the hot loop, and unpacking tuples of
+    arrays costs reference counting on every call.
+    """
     hard = 0
     soft = 0
     if r1 != r2:
@@ -338,7 +330,7 @@ def _delta_move(lecture, p2, r2, data, state, partner):
     return hard, soft
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _adjacent(c, other, conf_off, conf_list):
     """Whether courses c and other conflict (binary search in c's sorted list)."""
     lo = conf_off[c]
@@ -352,32 +344,34 @@ def _adjacent(c, other, conf_off, conf_list):
     return lo < conf_off[c + 1] and conf_list[lo] == other
 
 
-@njit(cache=True)
-def _delta_swap(lecture, other, data, state):
-    """(hard, soft) change of swapping the slots of two lectures of different courses,
+@njit(cache=True, inline="always")
+def _delta_swap(c, s1, c2, s2, R, P, ppd, D, slot_period, slot_room, conf_off, conf_list,
+                students, capacity, available, min_days, ccur_off, ccur_list, period_pos,
+                nb_present, day_count, days_used, room_count, rooms_used, curr_load):
+    """(hard, soft) change of swapping the slots s1 (course c) and s2 (course c2 != c),
     neither course already in the other's period."""
-    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
-     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
-    lecture_slot = state[1]
-    s1 = lecture_slot[lecture]
-    s2 = lecture_slot[other]
-    c = lecture_course[lecture]
-    c2 = lecture_course[other]
-    h1, f1 = _delta_move(lecture, slot_period[s2], slot_room[s2], data, state, c2)
-    h2, f2 = _delta_move(other, slot_period[s1], slot_room[s1], data, state, c)
+    p1 = slot_period[s1]
+    p2 = slot_period[s2]
+    h1, f1 = _delta_move(c, p1, slot_room[s1], p2, slot_room[s2], c2, R, P, ppd, D,
+                         students, capacity, available, min_days, ccur_off, ccur_list,
+                         period_pos, nb_present, day_count, days_used, room_count,
+                         rooms_used, curr_load)
+    h2, f2 = _delta_move(c2, p2, slot_room[s2], p1, slot_room[s1], c, R, P, ppd, D,
+                         students, capacity, available, min_days, ccur_off, ccur_list,
+                         period_pos, nb_present, day_count, days_used, room_count,
+                         rooms_used, curr_load)
     hard = h1 + h2
-    if slot_period[s1] != slot_period[s2] and _adjacent(c, c2, conf_off, conf_list):
+    if p1 != p2 and _adjacent(c, c2, conf_off, conf_list):
         hard -= 2  # each counted the other as present in its new period
     return hard, f1 + f2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hard(cost):
     return cost[K_CONFLICTS] + cost[K_AVAIL]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _soft(cost):
     return cost[K_CAPACITY] + cost[K_MWD] + cost[K_COMPACT] + cost[K_STABILITY]
 
@@ -537,6 +531,8 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
     R = dims[D_ROOMS]
     P = dims[D_PERIODS]
     L = dims[D_LECTURES]
+    ppd = dims[D_PPD]
+    D = dims[D_DAYS]
     ok = load_state(genome, data, state)
     result[5] = 1 if ok else 0
     if not ok:
@@ -584,7 +580,10 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
             if p2 != p1 and course_room_at[c * P + p2] >= 0:
                 continue
             evaluations += 1
-            dh, ds = _delta_move(lecture, p2, r2, data, state, -1)
+            dh, ds = _delta_move(c, p1, r1, p2, r2, -1, R, P, ppd, D, students, capacity,
+                                 available, min_days, ccur_off, ccur_list, period_pos,
+                                 nb_present, day_count, days_used, room_count, rooms_used,
+                                 curr_load)
             delta = weight * dh + ds
             if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
                 continue
@@ -606,7 +605,10 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
             if p1 != p2 and (course_room_at[c * P + p2] >= 0 or course_room_at[c2 * P + p1] >= 0):
                 continue
             evaluations += 1
-            dh, ds = _delta_swap(lecture, other, data, state)
+            dh, ds = _delta_swap(c, s1, c2, s2, R, P, ppd, D, slot_period, slot_room,
+                                 conf_off, conf_list, students, capacity, available,
+                                 min_days, ccur_off, ccur_list, period_pos, nb_present,
+                                 day_count, days_used, room_count, rooms_used, curr_load)
             delta = weight * dh + ds
             if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
                 continue
