@@ -165,8 +165,11 @@ class Run:
     def event(self, kind: str, **fields: Any) -> None:
         record = {"t": round(self.elapsed(), 3), "event": kind, **fields}
         if self.events_file is not None:
-            self.events_file.write(json.dumps(record, default=str) + "\n")
-            self.events_file.flush()
+            try:
+                self.events_file.write(json.dumps(record, default=str) + "\n")
+                self.events_file.flush()
+            except OSError as error:  # a full disk must not stop the run
+                logger.debug("[GA] Could not write event %s: %s", kind, error)
 
     def pressure_event(self, level: PressureLevel, action: str, island: int | None) -> None:
         self.pressure_events.append(
@@ -230,11 +233,17 @@ class Run:
             "written_at": time.time(),
         }
 
-    def write_checkpoint(self) -> bool:
-        """Save the coordinator's state atomically; a failed write keeps the previous file."""
-        self.last_checkpoint = time.monotonic()
+    def write_checkpoint(self, *, durable: bool = True) -> bool:
+        """Save the coordinator's state atomically; a failed write keeps the previous file.
+
+        `durable=False` (each new best) skips the fsync: it survives a killed process,
+        and the periodic durable write follows within `checkpoint_interval` seconds.
+        """
+        if durable:
+            self.last_checkpoint = time.monotonic()
         try:
-            checkpoint_io.save_state(self.checkpoint_path, self.coordinator_state())
+            checkpoint_io.save_state(self.checkpoint_path, self.coordinator_state(),
+                                     durable=durable)
         except OSError as error:
             self.checkpoint_failures += 1
             # Once per failure streak in the log; every failure in events.jsonl.
@@ -434,13 +443,17 @@ class Run:
                         self.time_to_feasible, fitness)
             self.event("feasible", island=island, fitness=fitness)
         # The checkpoint holds the best too, so a resumed run never starts below it.
-        self.write_checkpoint()
+        self.write_checkpoint(durable=False)
 
     def write_best(self) -> None:
+        """`best.*` via `problem.write`, to a temp name then renamed: never half a file."""
         if self.best_genome is None:
             return
         try:
-            self.solution_file = self.problem.write(self.best_genome, self.run_dir / "best")
+            written = Path(self.problem.write(self.best_genome, self.run_dir / "best-writing"))
+            final = self.run_dir / f"best{written.suffix}"
+            os.replace(written, final)
+            self.solution_file = final
         except OSError as error:
             logger.warning("[GA] Could not write the best solution: %s", error)
 
@@ -767,7 +780,10 @@ class Run:
                 summary.update(self.problem.describe(genome))
             except Exception as error:  # a summary without describe() beats no summary
                 logger.warning("[GA] describe() failed: %s", error)
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        try:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        except OSError as error:  # the summary is still returned (and printed with --json)
+            logger.warning("[GA] Could not write summary.json: %s", error)
         self.event("summary", stopped_by=stopped_by, best_fitness=summary["best_fitness"])
         fitness_text = f"{self.best_fitness:.6g}" if math.isfinite(self.best_fitness) else "none"
         logger.info("[GA] Complete: fitness=%s, cleanups=%d, freed=%s (stopped by %s, run dir %s)",
@@ -879,6 +895,9 @@ def load_resume(
         float(state.get("elapsed_s", 0.0))
     except (TypeError, ValueError, KeyError) as error:
         raise InputError(f"checkpoint is malformed ({error})", path=path) from None
+    # Islands resume from their own files: a damaged one is reported now, not 3 crashes later.
+    for island_file in sorted((run_dir / "checkpoint").glob("island-*.msgpack")):
+        checkpoint_io.load_state(island_file)
     config.out = str(run_dir)
     if generations is not None:
         config.generations = generations

@@ -2,7 +2,8 @@
 
 Covers: `atomic_write_bytes()` (temp file in the same directory, write, flush, fsync,
 `os.replace`, fsync of the directory, so a crash leaves either the old file or the new
-one, never half of one), `save_state()` / `load_state()` (a msgpack map with the header
+one, never half of one; `durable=False` skips the fsyncs: still atomic against a killed
+process, not against a power cut, for writes too frequent to wait for the disk), `save_state()` / `load_state()` (a msgpack map with the header
 `{"format": "islands-checkpoint", "v": 1, "state": {...}}`; unreadable, garbled or
 foreign files raise `InputError` naming the file) and `pack_array()` / `unpack_array()`
 (an array as `{"dtype", "shape", "data"}` with explicit byte order), which
@@ -29,8 +30,12 @@ CHECKPOINT_FORMAT = "islands-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old content or the new, never a mix."""
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write `data` to `path` so that readers see the old content or the new, never a mix.
+
+    A failed write (disk full, I/O error) raises OSError and leaves the old file as it
+    was; the temp file is removed.
+    """
     path = Path(path)
     directory = path.parent
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -38,12 +43,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(handle, "wb") as temp_file:
             temp_file.write(data)
             temp_file.flush()
-            os.fsync(temp_file.fileno())
+            if durable:
+                os.fsync(temp_file.fileno())
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
+    if not durable:
+        return
     # The rename itself is only durable once the directory entry is on disk.
     with contextlib.suppress(OSError):
         directory_fd = os.open(directory, os.O_RDONLY)
@@ -53,10 +61,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.close(directory_fd)
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
+def save_state(path: Path, state: dict[str, Any], *, durable: bool = True) -> None:
     """Write `state` (msgpack-able values only) as a checkpoint file, atomically."""
     document = {"format": CHECKPOINT_FORMAT, "v": CHECKPOINT_VERSION, "state": state}
-    atomic_write_bytes(Path(path), msgpack.packb(document, use_bin_type=True))
+    atomic_write_bytes(Path(path), msgpack.packb(document, use_bin_type=True), durable=durable)
 
 
 def load_state(path: Path) -> dict[str, Any]:
