@@ -551,12 +551,19 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
     accepted = 0
     mismatches = 0
     weight = hard_weight
+    penalty_scale = 1.0
     for it in range(n_moves):
         temperature *= alpha
         if it % 1024 == 0:
             # Hard violations get dearer as the search cools, so it ends feasible
-            # after exploring through infeasible timetables while hot.
-            weight = hard_weight * np.sqrt(max(1.0, t_ref / temperature))
+            # after exploring through infeasible timetables while hot; and dearer still
+            # while the search stays infeasible (cheaper again once it is feasible), so
+            # it cannot settle among low soft costs it could never make feasible.
+            if cost[K_CONFLICTS] + cost[K_AVAIL] > 0:
+                penalty_scale = min(penalty_scale * 1.2, 1000.0)
+            else:
+                penalty_scale = max(penalty_scale / 1.05, 1.0)
+            weight = hard_weight * penalty_scale * np.sqrt(max(1.0, t_ref / temperature))
         lecture = np.random.randint(0, L)
         c = lecture_course[lecture]
         s1 = lecture_slot[lecture]
