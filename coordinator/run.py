@@ -8,10 +8,16 @@ plans islands (`coordinator.autoconfig`), spawns them (`coordinator.local`), rou
 migrants along the topology, applies the pressure policy (`coordinator.policy`) one
 action at a time (an action is in flight until its ack and one fresh memory sample),
 restarts hibernated or terminated islands when pressure allows, notices dead workers
-through their process sentinels (reported; the run goes on with the others), writes
-the best solution the moment it improves, and stops on generations, time limit,
-evaluations, target fitness, stagnation or a signal. Cleanup (workers stopped, shared
-memory unlinked) happens on every way out.
+through their process sentinels and restarts them from their last checkpoint (after
+MAX_FAILURES crashes of one island the run goes on without it), writes the best
+solution the moment it improves (to a temp name, then renamed), keeps the coordinator
+checkpoint (`checkpoint/coordinator.msgpack`: config, run id, plan, best, per-island
+counts, elapsed time; at start, on each new best, every `checkpoint_interval` seconds,
+on hibernation and at the end), and stops on generations, time limit, evaluations,
+target fitness, stagnation or a signal. Cleanup (workers stopped, shared memory
+unlinked) happens on every way out. `load_resume()` + `execute_run(resume_state=...)`
+continue a stopped or crashed run (`islands resume`); docs/reliability.md tells what
+each fault does.
 
 Does not cover: the command line (`coordinator.cli`), config resolution
 (`coordinator.config`), evolution and the worker loop (`islands`), measuring memory

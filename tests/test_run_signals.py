@@ -85,9 +85,18 @@ def test_ctrl_c_stops_gracefully_with_exit_code_130_summary_and_cleanup(tmp_path
     summary = json.loads(out)
     stopped_by = "interrupted"
     assert summary["stopped_by"] == stopped_by
-    # Each island wrote its checkpoint on the way out.
-    assert len(list((run_dir / "checkpoint").glob("island-*.msgpack"))) == 2
+    # Each island wrote its checkpoint on the way out, the coordinator last.
+    from islands.checkpoint import load_state
+
+    islands_saved = [load_state(p) for p in (run_dir / "checkpoint").glob("island-*.msgpack")]
+    assert len(islands_saved) == 2
+    saved = load_state(run_dir / "checkpoint" / "coordinator.msgpack")
+    assert saved["stopped_by"] == "interrupted"
+    # What the islands saved on the way out is where they were when they stopped.
+    assert sorted(s["generation"] for s in islands_saved) == sorted(
+        i["generation"] for i in saved["islands"])
     assert summary["best_fitness"] is not None
+    assert saved["best"]["fitness"] == summary["best_fitness"] == best_on_disk(run_dir)
     assert json.loads((run_dir / "summary.json").read_text()) == summary
     assert "Traceback" not in err
     assert gone(pids, 10)
