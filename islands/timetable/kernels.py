@@ -261,6 +261,40 @@ def _remove(lecture, data, state):
 
 
 @njit(cache=True, inline="always")
+def _isolated_change_remove(load, base, p, ppd, period_pos):
+    """Change of a curriculum's isolated-lecture count when load[p] drops by one."""
+    k = period_pos[p]
+    a = load[base + p - 1] if k > 0 else 0
+    b = load[base + p]
+    c = load[base + p + 1] if k < ppd - 1 else 0
+    change = -1 if (a == 0 and c == 0) else 0
+    if b == 1:
+        # p empties: a neighbour whose other side is empty becomes isolated.
+        if a > 0 and (k < 2 or load[base + p - 2] == 0):
+            change += a
+        if c > 0 and (k > ppd - 3 or load[base + p + 2] == 0):
+            change += c
+    return change
+
+
+@njit(cache=True, inline="always")
+def _isolated_change_add(load, base, p, ppd, period_pos):
+    """Change of a curriculum's isolated-lecture count when load[p] grows by one."""
+    k = period_pos[p]
+    a = load[base + p - 1] if k > 0 else 0
+    b = load[base + p]
+    c = load[base + p + 1] if k < ppd - 1 else 0
+    change = 1 if (a == 0 and c == 0) else 0
+    if b == 0:
+        # p fills: an isolated neighbour stops being isolated.
+        if a > 0 and (k < 2 or load[base + p - 2] == 0):
+            change -= a
+        if c > 0 and (k > ppd - 3 or load[base + p + 2] == 0):
+            change -= c
+    return change
+
+
+@njit(cache=True, inline="always")
 def _delta_move(c, p1, r1, p2, r2, partner, R, P, ppd, D, students, capacity, available,
                 min_days, ccur_off, ccur_list, period_pos, nb_present, day_count, days_used,
                 room_count, rooms_used, curr_load):
@@ -298,12 +332,6 @@ def _delta_move(c, p1, r1, p2, r2, partner, R, P, ppd, D, students, capacity, av
                 after += 1
             need = min_days[c]
             soft += MWD_WEIGHT * ((need - after if need > after else 0) - (need - days if need > days else 0))
-        lo1, hi1 = _window(p1, ppd, period_pos)
-        lo2, hi2 = _window(p2, ppd, period_pos)
-        merged = start1 == start2 and (p2 - p1 <= 2 and p1 - p2 <= 2)
-        if merged:
-            lo1 = lo1 if lo1 < lo2 else lo2
-            hi1 = hi1 if hi1 > hi2 else hi2
         compact = 0
         for j in range(ccur_off[c], ccur_off[c + 1]):
             q = ccur_list[j]
@@ -315,17 +343,12 @@ def _delta_move(c, p1, r1, p2, r2, partner, R, P, ppd, D, students, capacity, av
                 if shared:
                     continue
             base = q * P
-            before = _range_cost(curr_load, base, lo1, hi1, ppd, period_pos)
-            if not merged:
-                before += _range_cost(curr_load, base, lo2, hi2, ppd, period_pos)
+            # Closed forms of the change (no window sums): take one lecture out of p1,
+            # then, on that load, put one into p2.
+            compact += _isolated_change_remove(curr_load, base, p1, ppd, period_pos)
             curr_load[base + p1] -= 1
-            curr_load[base + p2] += 1
-            after = _range_cost(curr_load, base, lo1, hi1, ppd, period_pos)
-            if not merged:
-                after += _range_cost(curr_load, base, lo2, hi2, ppd, period_pos)
+            compact += _isolated_change_add(curr_load, base, p2, ppd, period_pos)
             curr_load[base + p1] += 1
-            curr_load[base + p2] -= 1
-            compact += after - before
         soft += COMPACT_WEIGHT * compact
     return hard, soft
 
