@@ -380,6 +380,7 @@ class Run:
         elif kind == "hibernated":
             logger.info("[GA] Island %d hibernated (checkpoint %s)", island, message[2])
             self.event("hibernated", island=island, checkpoint=message[2])
+            self.memory_of.pop(island, None)  # its memory goes with its process
             self.write_checkpoint()
         elif kind == "memory":
             self.on_memory(island, int(message[2]), int(message[3]))
@@ -488,6 +489,7 @@ class Run:
             if handle.finished is not None:
                 continue
             handle.finished = "crashed"
+            self.memory_of.pop(island, None)
             self.manager.ledger.update(island, state=int(IslandState.FAILED))
             code = handle.process.exitcode
             self.failures[island] = failures = self.failures.get(island, 0) + 1
@@ -602,6 +604,7 @@ class Run:
             handle = self.handles[island]
             handle.finished = "terminated"
             self.backend.terminate(handle)
+            self.memory_of.pop(island, None)
             handle.reaped = True
             self.manager.unregister_pid(island)
             ledger = self.manager.ledger

@@ -81,4 +81,9 @@ def test_without_streaming_in_700mb_the_policy_acts_and_the_run_finishes(tmp_pat
     assert summary["stopped_by"] == "generations"
     assert summary["generations"] == 8
     assert summary["failed_islands"] == []
+    # No island was OOM-killed (a crash would be restarted, so look at the events too).
+    run_events = [json.loads(line) for line in
+                  (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert not [e for e in run_events if e["event"] == "crash"]
+    assert summary["island_failures"] == {}
     assert "[GA] Complete:" in err

@@ -152,3 +152,21 @@ def test_a_killed_coordinator_leaves_no_orphans_and_resume_finishes_the_run(tmp_
     assert summary["best_fitness"] <= best_before
     assert best_on_disk(run_dir) == summary["best_fitness"]
     assert "Traceback" not in resumed.stderr
+
+
+def test_a_second_ctrl_c_stops_at_once_and_leaves_a_resumable_run(tmp_path):
+    child, run_dir = start_run(tmp_path)
+    pids = island_pids(run_dir, child)
+    time.sleep(1.5)  # a periodic checkpoint has been written
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert "Traceback" not in err
+    assert gone(pids, 10) and segments_of(child.pid) == []
+    # The checkpoint from before the stop is there and readable: resume accepts it.
+    from coordinator.run import load_resume
+
+    config, state = load_resume(run_dir, time_limit=1.0)
+    assert state["run_id"] and config.islands == 2
