@@ -237,6 +237,9 @@ class Run:
             "events_offset": self.events_file.tell() if self.events_file is not None else 0,
             "stopped_by": self.stopped_by,
             "written_at": time.time(),
+            # Who writes this run: `islands resume` refuses while that process lives.
+            "pid": os.getpid(),
+            "pid_started": _process_started(os.getpid()),
         }
 
     def write_checkpoint(self, *, durable: bool = True) -> bool:
@@ -831,6 +834,14 @@ class Run:
             self.events_file = None
 
 
+def _process_started(pid: int) -> float | None:
+    """Start time of process `pid` (None if there is none): a pid plus this is one process."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
 def _own_pss() -> int:
     process = psutil.Process()
     try:
@@ -904,6 +915,10 @@ def load_resume(
         float(state.get("elapsed_s", 0.0))
     except (TypeError, ValueError, KeyError) as error:
         raise InputError(f"checkpoint is malformed ({error})", path=path) from None
+    if state.get("stopped_by") is None and state.get("pid") is not None and (
+            _process_started(int(state["pid"])) == state.get("pid_started")):
+        raise InputError(f"{run_dir}: the run is still going (coordinator pid {state['pid']}); "
+                         "stop it first (Ctrl-C or SIGTERM)")
     # Islands resume from their own files: a damaged one is reported now, not 3 crashes later.
     for island_file in sorted((run_dir / "checkpoint").glob("island-*.msgpack")):
         checkpoint_io.load_state(island_file)

@@ -152,3 +152,17 @@ def test_help_documents_the_exit_codes():
     assert result.returncode == 0
     for code in ("130", "143", "islands resume RUN_DIR"):
         assert code in result.stdout
+
+
+def test_cache_entries_and_checkpoint_interval_come_from_the_config_file(tmp_path):
+    settings = tmp_path / "settings.toml"
+    settings.write_text("cache_entries = 0\ncheckpoint_interval = 2.5\n")
+    run_dir = tmp_path / "run"
+    result = islands("run", "sphere:dim=5", "--islands", "2", "--generations", "5", "--json",
+                     "--config", str(settings), "--out", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    resolved = (run_dir / "config.toml").read_text()
+    assert "cache_entries = 0" in resolved and "checkpoint_interval = 2.5" in resolved
+    summary = json.loads(result.stdout)
+    # The islands really ran without a fitness cache; populations were measured.
+    assert summary["cache_bytes"] == 0 and summary["population_bytes"] > 0

@@ -300,3 +300,19 @@ def test_a_running_island_fed_hostile_bytes_keeps_evolving_and_counts_them(tmp_p
         backend.close(handle)
         ledger.close()
         ledger.unlink()
+
+
+def test_resume_refuses_a_run_whose_coordinator_is_still_going(tmp_path):
+    from coordinator.run import load_resume
+    from islands.errors import InputError
+
+    run = Run(config(tmp_path))
+    run.run_dir.joinpath("checkpoint").mkdir(parents=True)
+    islands.checkpoint.save_state(run.checkpoint_path, run.coordinator_state())  # ours: alive
+    with pytest.raises(InputError, match="still going"):
+        load_resume(run.run_dir)
+    state = run.coordinator_state()
+    state["pid_started"] = 0.0  # that pid now belongs to another process: the writer is gone
+    islands.checkpoint.save_state(run.checkpoint_path, state)
+    resumed_config, saved = load_resume(run.run_dir, time_limit=3.0)
+    assert saved["run_id"] == run.run_id and resumed_config.time_limit == 3.0
