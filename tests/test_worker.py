@@ -245,3 +245,19 @@ def test_hibernate_then_resume_restores_the_island_exactly(ledger, backend, tmp_
     after_resume, uninterrupted = load_state(continued_path), load_state(straight_path)
     for key in ("generation", "genomes", "fitness", "rng", "best_genome", "best_fitness"):
         assert after_resume[key] == uninterrupted[key], key
+
+
+def test_checkpoints_itself_every_checkpoint_interval_seconds(ledger, backend, tmp_path):
+    handle = backend.start(make_spec(ledger, tmp_path, checkpoint_interval=0.3))
+    path = tmp_path / "island-0.msgpack"
+    wait_for_generation(ledger, 0, 1)
+    deadline = time.monotonic() + WAIT_S
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first = load_state(path)["generation"]
+    saved = {first}
+    while len(saved) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        saved.add(load_state(path)["generation"])  # always a whole file: atomic writes
+    assert len(saved) >= 3 and max(saved) > first
+    assert handle.process.is_alive()
