@@ -129,3 +129,18 @@ def test_random_toml_configs_give_a_config_or_one_clean_error(tmp_path: Path) ->
             assert resolve_config(toml_path=target) == config
 
     check()
+
+
+@pytest.mark.parametrize(
+    "days, periods, fragment",
+    [("99999999999999999999", "6", "Days must be <= "), ("9999", "6", "more than 10000")],
+)
+def test_absurd_header_sizes_are_refused_before_allocating(
+    tmp_path: Path, days: str, periods: str, fragment: str
+) -> None:
+    # Found by the fuzzer above: a huge Days value used to reach numpy as an array size.
+    target = tmp_path / "huge.ctt"
+    target.write_text(f"Name: x\nCourses: 1\nRooms: 1\nDays: {days}\nPeriods_per_day: {periods}\n"
+                      "Curricula: 0\nConstraints: 0\n")
+    with pytest.raises(InputError, match=fragment):
+        read_ctt(target)

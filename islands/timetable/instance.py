@@ -205,13 +205,23 @@ class _Lines:
         return InputError(message, path=self.path, line=line)
 
 
-def _int(lines: _Lines, line: int, text: str, what: str, minimum: int = 0) -> int:
+# Far above any real term, low enough that arrays sized by these numbers stay allocatable.
+MAX_FIELD_VALUE = 10_000_000
+MAX_PERIODS = 10_000
+
+
+def _int(
+    lines: _Lines, line: int, text: str, what: str, minimum: int = 0,
+    maximum: int = MAX_FIELD_VALUE,
+) -> int:
     try:
         value = int(text)
     except ValueError:
         raise lines.error(line, f"{what} must be an integer, got {text!r}") from None
     if value < minimum:
         raise lines.error(line, f"{what} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise lines.error(line, f"{what} must be <= {maximum}, got {value}")
     return value
 
 
@@ -244,8 +254,10 @@ def read_ctt(path: str | Path) -> Instance:
         raise InputError(f"cannot read instance file: {error}", path=path) from None
     lines = _Lines(path, text)
     header: dict[str, str] = {}
+    header_line: dict[str, int] = {}
     for key in HEADER_KEYS:
         line, tokens = lines.next(f"header line '{key}:'")
+        header_line[key] = line
         if len(tokens) != 2 or tokens[0] != key + ":":
             raise lines.error(line, f"expected header line '{key}: VALUE', found {' '.join(tokens)!r}")
         header[key] = tokens[1]
@@ -254,6 +266,11 @@ def read_ctt(path: str | Path) -> Instance:
     n_courses, n_rooms = int(header["Courses"]), int(header["Rooms"])
     days, periods_per_day = int(header["Days"]), int(header["Periods_per_day"])
     n_curricula, n_constraints = int(header["Curricula"]), int(header["Constraints"])
+    if days * periods_per_day > MAX_PERIODS:
+        raise lines.error(
+            header_line["Periods_per_day"],
+            f"Days x Periods_per_day = {days * periods_per_day} periods, more than {MAX_PERIODS}",
+        )
 
     course_names: list[str] = []
     teachers: list[str] = []
