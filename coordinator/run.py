@@ -288,6 +288,11 @@ class Run:
             raise InputError(f"cannot use run directory {self.run_dir}: {error.strerror}") from None
         self.events_file = open(self.run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         logger.info(self.plan.log_line())
+        warm_up_started = time.monotonic()
+        self.problem.warm_up()
+        if time.monotonic() - warm_up_started > 1.0:
+            logger.info("[GA] Problem warmed up in %.1fs (compiled kernels are cached for the islands)",
+                        time.monotonic() - warm_up_started)
         for reason in self.plan.reasons:
             logger.debug("[GA] %s", reason)
         removed = sweep_dead_segments()
@@ -349,6 +354,10 @@ class Run:
             checkpoint_interval=config.checkpoint_interval,
             cache_entries=config.cache_entries,
             resume_from=str(checkpoint) if resume and checkpoint.exists() else None,
+            time_budget_s=(
+                None if config.time_limit is None
+                else max(config.time_limit - self.elapsed(), 0.0)
+            ),
             parent_pid=os.getpid(),
         )
 

@@ -85,6 +85,10 @@ class CompleteProblem:
     - `shared_arrays() -> dict[str, ndarray]`: nothing shared; `attach` absent.
     - `describe(genome) -> dict`: `{}`; extra fields for the run summary.
     - `write(genome, stem) -> Path`: `stem.npy`.
+    - `warm_up()`: nothing; the coordinator calls it once before starting islands, so a
+      problem can compile or cache what every worker would otherwise redo (JIT kernels).
+    - `set_time_budget(seconds)`: nothing; a worker calls it when the run has a time limit
+      (the seconds this island has left), so a problem can pace its own search.
     - `target_fitness`: None (no known optimum); `solution_suffix`: ".npy".
     """
 
@@ -158,6 +162,14 @@ class CompleteProblem:
                 np.asarray(improved_fitness, dtype=np.float64),
             )
         return genomes, fitness
+
+    def warm_up(self) -> None:
+        if hasattr(self.inner, "warm_up"):
+            self.inner.warm_up()
+
+    def set_time_budget(self, seconds: float) -> None:
+        if hasattr(self.inner, "set_time_budget"):
+            self.inner.set_time_budget(float(seconds))
 
     @property
     def has_improve(self) -> bool:

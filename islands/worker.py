@@ -87,6 +87,7 @@ class WorkerSpec:
     max_generations: int | None = None
     checkpoint_interval: float = 10.0  # seconds between periodic checkpoints
     resume_from: str | None = None
+    time_budget_s: float | None = None  # seconds this island has left under the time limit
     parent_pid: int | None = None
     best_report_seconds: float = 0.25
     telemetry_seconds: float = 0.1
@@ -456,6 +457,8 @@ def run_island(spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
     failed = False
     try:
         problem = attach_problem(spec.problem_spec, {name: s.array for name, s in shared.items()})
+        if spec.time_budget_s:
+            problem.set_time_budget(spec.time_budget_s)
         loop = IslandLoop(spec, problem, ledger, inbox, outbox)
         del problem
         loop.run()

@@ -71,3 +71,35 @@ def test_genome_key_is_stable_and_distinguishes():
     a = np.arange(10, dtype=np.int16)
     assert genome_key(a) == genome_key(a.copy())
     assert genome_key(a) != genome_key(a[::-1].copy())
+
+
+def test_optional_hooks_default_to_nothing_and_delegate_when_present():
+    calls = []
+
+    class Paced(TenLines):
+        def warm_up(self):
+            calls.append("warm_up")
+
+        def set_time_budget(self, seconds):
+            calls.append(seconds)
+
+    complete(TenLines()).warm_up()
+    complete(TenLines()).set_time_budget(5.0)
+    paced = complete(Paced())
+    paced.warm_up()
+    paced.set_time_budget(12)
+    assert calls == ["warm_up", 12.0]
+
+
+def test_timetable_paces_its_cooling_to_the_time_budget_unless_told_otherwise(tmp_path):
+    from islands.timetable.generator import write_demo_term
+
+    term = write_demo_term(tmp_path / "term.ctt", seed=1)
+    default = build_problem(f"timetable:{term}")
+    default.set_time_budget(100.0)
+    assert default.anneal_s == pytest.approx(95.0)
+    explicit = build_problem(f"timetable:{term},anneal_s=7")
+    explicit.set_time_budget(100.0)
+    assert explicit.anneal_s == 7.0
+    default.warm_up()  # compiles or loads every kernel; must not disturb the schedule
+    assert default.anneal_s == pytest.approx(95.0)

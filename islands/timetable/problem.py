@@ -94,6 +94,10 @@ def _split(text: str) -> list[str]:
     return text.split("\t") if text else []
 
 
+# Seconds of improve() calls one cooling cycle lasts when the run sets no time budget.
+DEFAULT_ANNEAL_S = 30.0
+
+
 class TimetableProblem:
     """CB-CTT as a Problem. Spec: `timetable:PATH.ctt[,ls_moves=N,...]` or `PATH.ctt`.
 
@@ -105,7 +109,9 @@ class TimetableProblem:
       continues from where the last one stopped, the temperature falling from t_start
       to t_end over anneal_s seconds of calls, then it reheats (to half of t_start) and
       cools again. Short calls from a hot start would undo what the last calls
-      found; continuing the schedule lets the population anneal together.
+      found; continuing the schedule lets the population anneal together. Unset, it
+      is 30 s, or the island's whole remaining time when the run has a time limit
+      (`set_time_budget`, called by the worker): one cooling over the run.
     - ls_hard_weight: weight of a hard violation inside the annealing (the reported
       fitness always uses HARD_WEIGHT).
     - period_only, room_only: shares of candidate moves that keep the room / the period.
@@ -137,7 +143,7 @@ class TimetableProblem:
         mutate_changes: int = 3,
         kempe_prob: float = 0.3,
         population: int = 2,
-        anneal_s: float = 30.0,
+        anneal_s: float | None = None,
         repair_moves: int = 300_000,
         crossover_share: float = 0.2,
         instance: Instance | None = None,
@@ -163,6 +169,9 @@ class TimetableProblem:
         self.mutate_changes = int(mutate_changes)
         self.kempe_prob = float(kempe_prob)
         self.preferred_population = int(population)
+        # Unset: 30 s cycles, or one cycle over the run's time limit (set_time_budget).
+        self.anneal_s_given = anneal_s is not None
+        anneal_s = DEFAULT_ANNEAL_S if anneal_s is None else anneal_s
         if float(anneal_s) < 0:
             raise InputError("timetable: anneal_s must be >= 0")
         self.anneal_s = float(anneal_s)
@@ -282,6 +291,23 @@ class TimetableProblem:
                 a[i], b[i], int(seed), self.crossover_share, self.data, state, children[i]
             )
         return children
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) every kernel once, in this process.
+
+        The coordinator calls this before starting islands: workers started with a cold
+        cache would each compile for tens of seconds."""
+        rng = np.random.default_rng(0)
+        genomes = self.random(rng, 2)
+        fitness = self.evaluate(genomes)
+        self.mutate(genomes, rng)
+        self.crossover(genomes[:1], genomes[1:], rng)
+        self.improve(genomes, fitness, rng, ls_moves=1000)
+
+    def set_time_budget(self, seconds: float) -> None:
+        """Pace one cooling over the island's remaining time, unless anneal_s was given."""
+        if not self.anneal_s_given and seconds > 0:
+            self.anneal_s = max(1.0, 0.95 * float(seconds))
 
     def improve(
         self,
