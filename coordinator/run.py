@@ -290,9 +290,13 @@ class Run:
         logger.info(self.plan.log_line())
         warm_up_started = time.monotonic()
         self.problem.warm_up()
-        if time.monotonic() - warm_up_started > 1.0:
-            logger.info("[GA] Problem warmed up in %.1fs (compiled kernels are cached for the islands)",
-                        time.monotonic() - warm_up_started)
+        warm_up_s = time.monotonic() - warm_up_started
+        # A one-time compilation (first run after install) must not eat the search's time
+        # limit: the clock of the run starts again after it.
+        self.started += warm_up_s
+        if warm_up_s > 1.0:
+            logger.info("[GA] Problem warmed up in %.1fs (compiled kernels are cached for the "
+                        "islands and later runs; the time limit starts now)", warm_up_s)
         for reason in self.plan.reasons:
             logger.debug("[GA] %s", reason)
         removed = sweep_dead_segments()
