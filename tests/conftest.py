@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -13,3 +14,25 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def install_plugin(tmp_path, monkeypatch):
+    """Install a real problem plugin: a module plus a dist-info with an `islands.problems`
+    entry point, on sys.path (spawned islands inherit it). Returns a function
+    `install(module_name, source, entry_name, attribute)`."""
+
+    def install(module_name: str, source: str, entry_name: str, attribute: str) -> None:
+        plugin_dir = tmp_path / "plugin"
+        info = plugin_dir / f"{module_name}-1.0.dist-info"
+        info.mkdir(parents=True)
+        (plugin_dir / f"{module_name}.py").write_text(source)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {module_name.replace('_', '-')}\nVersion: 1.0\n"
+        )
+        (info / "entry_points.txt").write_text(
+            f"[islands.problems]\n{entry_name} = {module_name}:{attribute}\n"
+        )
+        monkeypatch.syspath_prepend(str(plugin_dir))
+
+    return install

@@ -116,15 +116,9 @@ def test_a_sigkilled_island_is_restarted_from_its_checkpoint_and_nothing_is_lost
 
 
 @pytest.fixture
-def faulty_plugin(tmp_path, monkeypatch):
-    """A real installed problem plugin (dist-info on sys.path; spawned islands inherit it)."""
-    plugin_dir = tmp_path / "plugin"
-    info = plugin_dir / "faulty_problem-1.0.dist-info"
-    info.mkdir(parents=True)
-    (plugin_dir / "faulty_problem.py").write_text(FAULTY_MODULE)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty-problem\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[islands.problems]\nfaulty = faulty_problem:Faulty\n")
-    monkeypatch.syspath_prepend(str(plugin_dir))
+def faulty_plugin(install_plugin):
+    """A real installed problem plugin whose evaluation raises."""
+    install_plugin("faulty_problem", FAULTY_MODULE, "faulty", "Faulty")
     return "faulty:dim=8,after=3"
 
 

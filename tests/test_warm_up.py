@@ -24,15 +24,8 @@ class SlowStart(Sphere):
 
 
 @pytest.fixture
-def slow_start_plugin(tmp_path, monkeypatch):
-    """A real installed plugin (dist-info on sys.path; spawned islands inherit it)."""
-    plugin_dir = tmp_path / "plugin"
-    info = plugin_dir / "slow_start-1.0.dist-info"
-    info.mkdir(parents=True)
-    (plugin_dir / "slow_start.py").write_text(SLOW_WARM_UP_MODULE)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-start\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[islands.problems]\nslowstart = slow_start:SlowStart\n")
-    monkeypatch.syspath_prepend(str(plugin_dir))
+def slow_start_plugin(install_plugin):
+    install_plugin("slow_start", SLOW_WARM_UP_MODULE, "slowstart", "SlowStart")
     return "slowstart:dim=8"
 
 
