@@ -21,7 +21,7 @@ from typing import Any
 
 import tomli_w
 
-from islands.errors import InputError
+from islands.errors import InputError, read_user_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -131,12 +131,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     Keys may use dashes or underscores (`time-limit` = `time_limit`).
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise InputError("config file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read config file: {error}", path=path) from None
+    text = read_user_text(path, "config file")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -11,6 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def read_user_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of a user's file; a missing or unreadable one is one InputError line."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read {what}: {error}", path=path) from None
+
+
 class InputError(ValueError):
     """Bad user input: one clear line, exit code 2 at the command line."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from enum import IntEnum
 from pathlib import Path
 
 import psutil
@@ -229,6 +230,16 @@ def island_slice_bytes(
             f"({format_bytes(coordinator_bytes)}) and shared data ({format_bytes(shared_bytes)})"
         )
     return slice_bytes
+
+
+class NamedIntEnum(IntEnum):
+    """An IntEnum whose str() and f-string form is its lowercase name (log lines, JSON)."""
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
 
 
 __all__ = [

@@ -25,26 +25,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import IntEnum
 
-from memory.budget import BudgetError, format_bytes
+from memory.budget import BudgetError, NamedIntEnum, format_bytes
 from memory.probe import MemoryProbe, MemorySample
 
 _LOGGER = logging.getLogger("islands.memory")
 
 
-class PressureLevel(IntEnum):
+class PressureLevel(NamedIntEnum):
     NORMAL = 0
     ELEVATED = 1
     HIGH = 2
     CRITICAL = 3
     EMERGENCY = 4
-
-    def __str__(self) -> str:
-        return self.name.lower()
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import IntEnum
 from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -49,7 +48,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from memory.budget import BudgetError, format_bytes
+from memory.budget import BudgetError, NamedIntEnum, format_bytes
 
 SEGMENT_PREFIX = "islands"
 _TAG_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")
@@ -371,7 +370,7 @@ def sweep_dead_segments(prefix: str = SEGMENT_PREFIX, shm_dir: str = "/dev/shm")
 
 
 # --- the ledger -----------------------------------------------------------------------------
-class IslandState(IntEnum):
+class IslandState(NamedIntEnum):
     STARTING = 0
     RUNNING = 1
     SHRUNK = 2
@@ -380,14 +379,8 @@ class IslandState(IntEnum):
     FAILED = 5
     DONE = 6
 
-    def __str__(self) -> str:
-        return self.name.lower()
 
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
-
-
-class Command(IntEnum):
+class Command(NamedIntEnum):
     NONE = 0
     SHRINK = 1
     GROW = 2
@@ -396,12 +389,6 @@ class Command(IntEnum):
     STOP = 5
     PAUSE_GROWTH = 6
     RESUME_GROWTH = 7
-
-    def __str__(self) -> str:
-        return self.name.lower()
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
 
 
 LEDGER_DTYPE = np.dtype(

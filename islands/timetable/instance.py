@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from islands.errors import InputError
+from islands.errors import InputError, read_user_text
 
 HEADER_KEYS = ("Name", "Courses", "Rooms", "Days", "Periods_per_day", "Curricula", "Constraints")
 SECTIONS = ("COURSES:", "ROOMS:", "CURRICULA:", "UNAVAILABILITY_CONSTRAINTS:")
@@ -246,12 +246,7 @@ def _section_rows(lines: _Lines, header: str, expected: int, what: str) -> list[
 def read_ctt(path: str | Path) -> Instance:
     """Read a `.ctt` file. Raises InputError (one line with file and line) on bad input."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("instance file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read instance file: {error}", path=path) from None
+    text = read_user_text(path, "instance file")
     lines = _Lines(path, text)
     header: dict[str, str] = {}
     header_line: dict[str, int] = {}

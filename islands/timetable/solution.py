@@ -15,19 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from islands.errors import InputError
+from islands.errors import InputError, read_user_text
 from islands.timetable.instance import Instance
 
 
 def read_sol(path: str | Path, instance: Instance) -> np.ndarray:
     """Entries of a `.sol` file as an int32 array [N, 3]: course, room, period (file order)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("solution file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read solution file: {error}", path=path) from None
+    text = read_user_text(path, "solution file")
     courses, rooms = instance.course_index(), instance.room_index()
     entries: list[tuple[int, int, int]] = []
     for number, line in enumerate(text.splitlines(), start=1):
