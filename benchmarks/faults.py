@@ -45,9 +45,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import islands.checkpoint  # noqa: E402
 from coordinator.config import RunConfig  # noqa: E402
-from coordinator.run import Run  # noqa: E402
+from coordinator.run import Run, start_run  # noqa: E402
 from islands.migration import encode_migrants  # noqa: E402
 from islands.problem import build_problem  # noqa: E402
+from islands.protocol import Deliver  # noqa: E402
 
 PROBLEM = "rastrigin:dim=30"
 FAULT_AT_S = 4.0
@@ -106,8 +107,8 @@ def result(fault: str, survived: bool, before: float | None, final: float | None
 
 
 def in_process_run(run_dir: Path, seconds: float, problem: str = PROBLEM) -> Run:
-    return Run(RunConfig(problem=problem, islands=2, time_limit=seconds, seed=3,
-                         out=str(run_dir), quiet=True, checkpoint_interval=1.0))
+    return start_run(RunConfig(problem=problem, islands=2, time_limit=seconds, seed=3,
+                               out=str(run_dir), quiet=True, checkpoint_interval=1.0))
 
 
 def run_with(run: Run, inject: Callable[[], None]) -> dict[str, Any]:
@@ -116,6 +117,15 @@ def run_with(run: Run, inject: Callable[[], None]) -> dict[str, Any]:
     summary = run.execute()
     thread.join()
     return summary
+
+
+def stopped(run: Run) -> bool:
+    return run.context.stop.get("stopped_at") is not None
+
+
+def island_pid(run: Run, island: int) -> int:
+    """The island's process id, from the local backend's own record of it."""
+    return run.parts.backend.workers[island].process.pid
 
 
 def started_after(run_dir: Path, island: int, after_t: float) -> float | None:
@@ -131,10 +141,10 @@ def island_sigkill(work: Path, seconds: float) -> dict[str, Any]:
     seen: dict[str, float] = {}
 
     def inject() -> None:
-        wait_until(lambda: run.elapsed() >= FAULT_AT_S and 1 in run.handles)
+        wait_until(lambda: run.elapsed() >= FAULT_AT_S and 1 in run.parts.backend.workers)
         seen["before"] = best_on_disk(run.run_dir)
         seen["t"] = run.elapsed()
-        os.kill(run.handles[1].pid, signal.SIGKILL)
+        os.kill(island_pid(run, 1), signal.SIGKILL)
 
     summary = run_with(run, inject)
     restarted = started_after(run.run_dir, 1, seen["t"])
@@ -162,7 +172,7 @@ def island_exception(work: Path, seconds: float) -> dict[str, Any]:
 
         def watch() -> None:
             wait_until(lambda: (work / "exception" / "best.npy").exists())
-            while not marker.exists() and run.stopped_at is None:
+            while not marker.exists() and not stopped(run):
                 seen["before"] = best_on_disk(run.run_dir)
                 time.sleep(0.01)
 
@@ -253,7 +263,7 @@ def failed_checkpoint_write(work: Path, seconds: float) -> dict[str, Any]:
     original_os = islands.checkpoint.os
     islands.checkpoint.os = disk  # type: ignore[assignment]
     run = in_process_run(work / "disk-full", seconds)
-    path = run.checkpoint_path
+    path = run.parts.directory.checkpoint_path
     seen: dict[str, Any] = {}
 
     def inject() -> None:
@@ -268,7 +278,7 @@ def failed_checkpoint_write(work: Path, seconds: float) -> dict[str, Any]:
         freed = time.monotonic()
         disk.full = False
         mtime = path.stat().st_mtime_ns
-        wait_until(lambda: path.stat().st_mtime_ns != mtime or run.stopped_at is not None)
+        wait_until(lambda: path.stat().st_mtime_ns != mtime or stopped(run))
         seen["recovery"] = time.monotonic() - freed
 
     try:
@@ -287,15 +297,16 @@ def hostile_migrants(work: Path, seconds: float) -> dict[str, Any]:
     seen: dict[str, Any] = {"sent": 0}
 
     def inject() -> None:
-        wait_until(lambda: run.elapsed() >= FAULT_AT_S and len(run.handles) == 2)
+        workers = run.parts.backend.workers
+        wait_until(lambda: run.elapsed() >= FAULT_AT_S and len(workers) == 2)
         seen["before"] = best_on_disk(run.run_dir)
-        good = encode_migrants(run.run_id, 1, 5, np.zeros((2, 30)), np.zeros(2))
+        good = encode_migrants(run.context.run_id, 1, 5, np.zeros((2, 30)), np.zeros(2))
         wrong_run = encode_migrants("another-run", 1, 5, np.zeros((2, 30)), np.zeros(2))
         payloads = [rng.bytes(int(n)) for n in rng.integers(0, 400, size=200)]
         payloads += [good[:n] for n in range(0, len(good), 7)] + [wrong_run] * 10
         for payload in payloads:
-            for handle in list(run.handles.values()):
-                if run.backend.send(handle, ("migrants", 1, 5, payload)):
+            for island in list(workers):
+                if run.parts.backend.send(island, Deliver(1, 5, payload)):
                     seen["sent"] += 1
 
     summary = run_with(run, inject)

@@ -6,7 +6,7 @@ generations, measured from outside (the PSS of the whole process tree, sampled e
 - streaming vs `--no-streaming` on `heavy` (every evaluation allocates `mb` MiB), and
 - a bounded vs an (effectively) unbounded fitness cache on a long `rastrigin` run.
 Columns: peak RAM of the tree, population memory and cache memory (peaks reported by the
-islands through the ledger), best fitness and wall time. One process tree at a time, so
+islands in their telemetry), best fitness and wall time. One process tree at a time, so
 runs do not disturb each other's peaks; medians over `--repeats` runs.
 
 Does not cover: speed (benchmarks/scaling.py) or memory pressure actions (the slow tests in

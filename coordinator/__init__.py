@@ -1,12 +1,16 @@
-"""The coordinator side of `islands`: the parent process of a run.
+"""The coordinator side of `islands`: the parent process of a run, in parts.
 
-Covers: run configuration (`coordinator.config`), auto-configuration from the memory
-budget and cores (`coordinator.autoconfig`), the pressure policy
-(`coordinator.policy`), island processes on this machine (`coordinator.local`), the
-run loop (`coordinator.run`) and the command line (`coordinator.cli`, console script
-`islands`, also `python -m coordinator`).
+Covers: run configuration (`config`), auto-configuration from the memory budget and
+cores (`autoconfig`), putting a run together (`setup`) and its short loop (`run`), the
+parts it wires: `supervisor` (start, restart, liveness), `router` (migrants, source
+news), `pressure` (memory samples -> `policy` -> commands), `best` (best solution),
+`state` (run directory, lock, coordinator checkpoint, resume), `events` (the bus and
+`events.jsonl`), `observers` (summary recorder, progress log), `summary`; the Backend
+protocol and the in-thread backend (`backend`), island processes on this machine
+(`local`), and the command line (`cli`, console script `islands`, also
+`python -m coordinator`).
 
-Does not cover: evolution and the island worker loop (`islands`), measuring memory,
-the ledger and shared arrays (`memory`). Imports point `coordinator -> islands ->
+Does not cover: evolution, the island worker loop and the messages (`islands`),
+measuring memory and shared arrays (`memory`). Imports point `coordinator -> islands ->
 memory`, never back.
 """

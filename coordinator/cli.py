@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -192,6 +193,10 @@ def finish(summary: dict[str, Any], as_json: bool) -> int:
     if as_json:
         sys.stdout.write(json.dumps(summary, default=_json_default) + "\n")
         sys.stdout.flush()
+    if summary.get("stopped_by") in ("interrupted", "terminated"):
+        # On the way out after a signal: one more Ctrl-C must not turn exit 130/143 into a
+        # death by SIGINT during interpreter shutdown.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED,
             "terminated": EXIT_TERMINATED}.get(summary.get("stopped_by"), EXIT_OK)
 

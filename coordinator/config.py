@@ -22,13 +22,13 @@ from typing import Any
 import tomli_w
 
 from islands.errors import InputError, read_user_text
+from islands.topology import TOPOLOGIES
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - python 3.10
     import tomli as tomllib
 
-TOPOLOGIES = ("ring", "full", "random", "torus")
 BACKENDS = ("local", "ray")
 THRESHOLD_KEYS = ("elevated", "high", "critical", "emergency")
 

@@ -1,136 +1,235 @@
 """The local backend: island worker processes on this machine.
 
-Covers: starting one island process (`multiprocess`, spawn context: the coordinator
-runs a monitor thread, and spawned children see the coordinator as their parent, which
-their watchdog relies on), its channels (a queue into the island, a one-way pipe out of
-it, so a killed island can only break its own channels), waiting on pipes and process
-sentinels together with a timeout, and stopping a process (SIGTERM, then SIGKILL).
+Covers: `LocalBackend`, the `Backend` protocol over `multiprocess` (spawn context: the
+coordinator may run threads, and spawned children see the coordinator as their
+parent, which their watchdog relies on). The problem's arrays go once into POSIX
+shared memory (segments of dead runs are swept first). Each worker gets a queue in and
+the write end of a one-way pipe out (a killed island can break only its own channels);
+`receive` waits on pipes and process sentinels together, reads every message before it
+reports an exit, and reports each exit once. `kill` asks (SIGTERM), waits, then kills
+(SIGKILL). `memory` measures the coordinator and every live worker with a `MemoryProbe`
+(PSS/USS/RSS; injectable: tests replay pressure). `island_process_main` is the worker
+process's entry: ignore SIGINT (the coordinator turns Ctrl-C into a graceful stop),
+exit when the parent dies, attach the shared arrays, run `islands.worker.serve_island`.
 
-Does not cover: what the messages mean (`coordinator.run`), the worker loop
-(`islands.worker`).
+Does not cover: what the messages mean (the coordinator's parts), the worker loop
+(`islands.worker`), measuring one process (`memory.probe`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import gc
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import multiprocess
+import numpy as np
+import psutil
 from multiprocess.connection import wait as wait_objects
 
-from islands.worker import WorkerSpec, run_island
+from coordinator.backend import Exited, MemoryReading, Received
+from islands.channel import PipeChannel
+from islands.protocol import TO_COORDINATOR, ProtocolStats, ToIsland, decode, encode
+from islands.worker import WorkerSpec, serve_island
+from memory.probe import MemoryProbe, ProcessMemory, ProcessProbe
+from memory.shared import SharedArray, SharedArrayHandle, sweep_dead_segments
+
+logger = logging.getLogger("islands.run")
+
+
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def island_process_main(spec: WorkerSpec, handles: dict[str, SharedArrayHandle], inbox: Any,
+                        outbox: Any, parent: int) -> None:
+    """Entry point of one island process (see the module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(parent)
+    shared = {name: SharedArray.attach(handle) for name, handle in handles.items()}
+    channel = PipeChannel(inbox, outbox)
+    code = serve_island(spec, channel, {name: s.array for name, s in shared.items()})
+    # Views into shared segments must be gone before the segments close.
+    gc.collect()
+    for segment in shared.values():
+        try:
+            segment.close()
+        except BufferError:
+            pass
+    channel.close()
+    sys.exit(code)
 
 
 @dataclass
-class WorkerHandle:
-    """One running (or finished) island process and its channels."""
-
-    island_id: int
+class _Process:
     process: Any
     inbox: Any
     outbox: Any
-    spec: WorkerSpec
-    finished: str | None = None  # why it ended: done reason, "crashed", "terminated"
-    messages: list[Any] = field(default_factory=list)
     outbox_open: bool = True
-    reaped: bool = False  # its exit has been noticed by the run loop
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.is_alive()
+    reported: bool = False
 
 
 class LocalBackend:
-    """Starts and stops island processes on this machine."""
+    """Island processes on this machine (see the module docstring)."""
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, probe: MemoryProbe | None = None) -> None:
         self.context = multiprocess.get_context("spawn")
+        self.probe = probe if probe is not None else ProcessProbe()
+        self.stats = ProtocolStats()
+        self.shared: dict[str, SharedArray] = {}
+        self.workers: dict[int, _Process] = {}
 
-    def start(self, spec: WorkerSpec) -> WorkerHandle:
+    # -- set-up ----------------------------------------------------------------------------
+    def share(self, arrays: Mapping[str, np.ndarray]) -> None:
+        removed = sweep_dead_segments()
+        if removed:
+            logger.info("[GA] Removed %d shared-memory segment(s) left by dead runs", len(removed))
+        for index, (name, array) in enumerate(arrays.items()):
+            # Segment tags are short alphanumerics; the name travels in the handle map.
+            self.shared[name] = SharedArray.from_array(np.ascontiguousarray(array), tag=f"p{index}")
+
+    def spawn(self, spec: WorkerSpec) -> None:
+        old = self.workers.pop(spec.island_id, None)
+        if old is not None:
+            self._close_channels(old)
         reader, writer = self.context.Pipe(duplex=False)
         inbox = self.context.Queue()
+        handles = {name: array.handle for name, array in self.shared.items()}
         process = self.context.Process(
-            target=run_island, args=(spec, inbox, writer), name=f"island-{spec.island_id}",
-            daemon=True,
-        )
+            target=island_process_main, args=(spec, handles, inbox, writer, os.getpid()),
+            name=f"island-{spec.island_id}", daemon=True)
         process.start()
         # Our copy of the write end must go, else a dead island never reads as EOF.
         writer.close()
-        return WorkerHandle(spec.island_id, process, inbox, reader, spec)
+        self.workers[spec.island_id] = _Process(process, inbox, reader)
 
-    @staticmethod
-    def wait(handles: Iterable[WorkerHandle], timeout: float) -> list[Any]:
-        """Pipes with data and sentinels of exited processes, or [] after `timeout`."""
-        objects: list[Any] = []
-        for handle in handles:
-            if handle.outbox_open:
-                objects.append(handle.outbox)
-            if handle.finished is None:
-                objects.append(handle.process.sentinel)
-        if not objects:
-            return []
-        return wait_objects(objects, timeout=timeout)
-
-    @staticmethod
-    def receive(handle: WorkerHandle) -> list[Any]:
-        """Every message waiting in the island's pipe (never blocks)."""
-        messages: list[Any] = []
-        while handle.outbox_open:
-            try:
-                if not handle.outbox.poll():
-                    break
-                messages.append(handle.outbox.recv())
-            except (EOFError, OSError):
-                handle.outbox_open = False
-            except Exception:  # a message cut short by a killed island
-                handle.outbox_open = False
-        return messages
-
-    @staticmethod
-    def send(handle: WorkerHandle, message: Any) -> bool:
-        if handle.finished is not None:
+    # -- messages --------------------------------------------------------------------------
+    def send(self, worker: int, message: ToIsland) -> bool:
+        record = self.workers.get(worker)
+        if record is None or record.reported:
             return False
         try:
-            handle.inbox.put(message)
+            record.inbox.put(encode(message))
         except (OSError, ValueError):
             return False
         return True
 
-    @staticmethod
-    def terminate(handle: WorkerHandle, grace_s: float = 2.0) -> None:
-        """SIGTERM, wait `grace_s`, then SIGKILL."""
-        process = handle.process
-        if process.is_alive():
-            try:
-                process.terminate()  # SIGTERM
-            except (OSError, ValueError):
-                pass
-            process.join(grace_s)
-        if process.is_alive():
-            process.kill()
-            process.join(5.0)
+    def receive(self, timeout: float) -> list[Received]:
+        waiting: list[Any] = []
+        for record in self.workers.values():
+            if record.outbox_open:
+                waiting.append(record.outbox)
+            elif not record.reported:
+                waiting.append(record.process.sentinel)
+        if waiting:
+            wait_objects(waiting, timeout=timeout)
+        received: list[Received] = []
+        for worker, record in self.workers.items():
+            self._read(worker, record, received)
+            if not record.reported and not record.outbox_open and not record.process.is_alive():
+                record.reported = True
+                received.append(Exited(worker, record.process.exitcode))
+        return received
 
-    @staticmethod
-    def close(handle: WorkerHandle) -> None:
+    def _read(self, worker: int, record: _Process, into: list[Received]) -> None:
+        while record.outbox_open:
+            try:
+                if not record.outbox.poll():
+                    return
+                data = record.outbox.recv_bytes()
+            except (EOFError, OSError):
+                record.outbox_open = False  # the island's end closed: it exited or is exiting
+                return
+            message = decode(data, self.stats, expect=TO_COORDINATOR)
+            if message is not None and message.island == worker:
+                into.append(message)
+            elif message is not None:
+                self.stats.drop("wrong island")
+
+    def kill(self, worker: int, grace: float) -> None:
+        record = self.workers.get(worker)
+        if record is None or record.reported:
+            return
         try:
-            handle.inbox.cancel_join_thread()
-            handle.inbox.close()
+            if not record.process.is_alive():
+                return
+            record.process.terminate()  # SIGTERM
+            record.process.join(grace)
+            if record.process.is_alive():
+                record.process.kill()
+                record.process.join(5.0)
+        except (OSError, ValueError):
+            pass
+
+    # -- memory ----------------------------------------------------------------------------
+    def memory(self) -> MemoryReading:
+        keys = {os.getpid(): None}
+        for worker, record in self.workers.items():
+            if not record.reported and record.process.pid is not None:
+                keys[record.process.pid] = worker
+        sample = self.probe.sample(list(keys))
+        reading = MemoryReading(t=sample.t, own=ProcessMemory(0, 0, 0),
+                                host_available_bytes=sample.host_available_bytes)
+        for process_id, worker in keys.items():
+            if process_id not in sample.pss_by_pid:
+                continue
+            measured = ProcessMemory(sample.pss_by_pid[process_id],
+                                     sample.uss_by_pid.get(process_id, 0),
+                                     sample.rss_by_pid.get(process_id, 0))
+            if worker is None:
+                reading.own = measured
+            else:
+                reading.workers[worker] = measured
+        if not reading.host_available_bytes:
+            reading.host_available_bytes = int(psutil.virtual_memory().available)
+        return reading
+
+    # -- the end ---------------------------------------------------------------------------
+    @staticmethod
+    def _close_channels(record: _Process) -> None:
+        try:
+            record.inbox.cancel_join_thread()
+            record.inbox.close()
         except (OSError, ValueError, AttributeError):
             pass
         try:
-            handle.outbox.close()
+            record.outbox.close()
         except OSError:
             pass
-        handle.outbox_open = False
+        record.outbox_open = False
         try:
-            handle.process.join(0.1)
-            if not handle.process.is_alive():
-                handle.process.close()
+            record.process.join(0.1)
+            if not record.process.is_alive():
+                record.process.close()
         except (ValueError, AssertionError):
             pass
+
+    def close(self) -> None:
+        for worker in list(self.workers):
+            self.kill(worker, 1.0)
+            self._close_channels(self.workers[worker])
+        for segment in self.shared.values():
+            try:
+                segment.close()
+            except BufferError:
+                pass  # a numpy view is still alive somewhere; unlinking frees the name anyway
+            finally:
+                segment.unlink()
+        self.shared.clear()
+
+
+__all__ = ["LocalBackend", "island_process_main"]

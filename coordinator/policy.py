@@ -1,4 +1,4 @@
-"""The memory-pressure policy: a pure function from (level, ledger snapshot) to actions.
+"""The memory-pressure policy: a pure function from (level, island snapshot) to actions.
 
 Covers: DESIGN.md's table, one level at a time:
 - ELEVATED: every running island clears its cache, stops growing and declines
@@ -13,10 +13,10 @@ Covers: DESIGN.md's table, one level at a time:
 - NORMAL (a calm period): resume one hibernated island; when none is hibernated,
   regrow the smallest shrunk island below its target population, one step per call.
 
-Does not cover: pacing. The run loop (`coordinator.run`) calls `decide` on level
+Does not cover: pacing. The pressure controller (`coordinator.pressure`) calls `decide` on level
 changes and on every tick, but only while no action is in flight (it waits for the
 command ack plus one fresh memory sample) and, for NORMAL, once per calm period.
-Sending commands and signals is `coordinator.run` / `coordinator.local`; levels come
+Sending commands and signals is `coordinator.pressure` / `coordinator.supervisor`; levels come
 from `memory.monitor.MemoryMonitor`.
 """
 
@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from islands.protocol import IslandState
 from memory.monitor import PressureLevel
-from memory.shared import IslandState
 
 # Islands in these states evolve and can be acted on.
 ACTIVE_STATES = (IslandState.STARTING, IslandState.RUNNING, IslandState.SHRUNK)
@@ -72,7 +72,7 @@ def _largest(snapshot: Sequence[Mapping[str, Any]], candidates: Sequence[int]) -
 
 
 def global_best_island(snapshot: Sequence[Mapping[str, Any]]) -> int | None:
-    """The island whose ledger row holds the lowest best fitness (None if none has one)."""
+    """The island whose snapshot row holds the lowest best fitness (None if none has one)."""
     best: int | None = None
     for i, row in enumerate(snapshot):
         fitness = float(row["best_fitness"])
@@ -90,7 +90,7 @@ def decide(
     level_changed: bool = False,
     best_island: int | None = None,
 ) -> list[Action]:
-    """Actions for `level` given the ledger `snapshot` (one dict per island, by id).
+    """Actions for `level` given the `snapshot` (one dict per island, by id: `Supervisor.snapshot()`).
 
     `target_population` (one value or one per island) is what NORMAL regrows towards;
     `level_changed` says the level was just entered (bulk ELEVATED actions and

@@ -23,13 +23,13 @@ import memory
 from islands.checkpoint import pack_array, unpack_array
 from islands.errors import InputError
 from islands.operators import best_k, replace_worst
+from islands.params import IslandParams
 from islands.population import GenerationStats, StreamingPopulation
 from islands.problem import CompleteProblem, complete
 from memory.cache import BoundedCache
 
 STATE_FORMAT = "islands-island"
 STATE_VERSION = 1
-OPERATOR_PARAMS = ("elite_count", "tournament_size", "crossover_rate", "improve_count")
 # Cache entries are a 16-byte key and a float; this is what one costs in a dict (measured
 # order of magnitude: key bytes object ~49 B, float ~24 B, dict slot ~ 30-50 B).
 CACHE_ENTRY_BYTES = 128
@@ -78,11 +78,13 @@ class Island:
 
     `seed` is an int (the run seed: the island derives its own with `derive_seed(seed,
     island_id)`, so islands given the same int still get independent streams) or a
-    `SeedSequence` used as it is. `operator_params` go to `StreamingPopulation`
-    (elite_count, tournament_size, crossover_rate, improve_count). `cache_entries=0`
-    turns the fitness cache off; the cache always has a bound (both None means
-    `DEFAULT_CACHE_ENTRIES`). `max_population` defaults to the initial size. Evaluations
-    a problem's `improve()` makes itself are not counted in `evaluations`.
+    `SeedSequence` used as it is. `params` (`islands.params.IslandParams`) holds the
+    population bounds, streaming and chunk size, cache bounds and the operator
+    parameters that go to `StreamingPopulation`. `params.population` is the initial
+    size; the current one is `population_size`. `cache_entries=0` turns the fitness
+    cache off; the cache always has a bound (both None means `DEFAULT_CACHE_ENTRIES`).
+    `max_population` defaults to the initial size. Evaluations a problem's `improve()`
+    makes itself are not counted in `evaluations`.
     """
 
     def __init__(
@@ -91,47 +93,22 @@ class Island:
         *,
         island_id: int,
         seed: int | np.random.SeedSequence,
-        population_size: int,
-        chunk_size: int | None = None,
-        streaming: bool = True,
-        cache_entries: int | None = 10_000,
-        cache_bytes: int | None = None,
-        min_population: int = 4,
-        max_population: int | None = None,
-        **operator_params: Any,
+        params: IslandParams,
     ) -> None:
-        unknown = sorted(set(operator_params) - set(OPERATOR_PARAMS))
-        if unknown:
-            raise InputError(
-                f"unknown island parameter {unknown[0]!r} (operator parameters: {', '.join(OPERATOR_PARAMS)})"
-            )
-        population_size = int(population_size)
-        min_population = int(min_population)
-        if population_size < 1:
-            raise InputError(f"population size must be at least 1, got {population_size}")
-        if min_population < 1:
-            raise InputError(f"min_population must be at least 1, got {min_population}")
-        max_population = population_size if max_population is None else int(max_population)
-        if max_population < min(min_population, population_size):
-            raise InputError(f"max_population {max_population} is below the minimum population")
         self.problem = complete(problem)
         self.island_id = int(island_id)
+        self.params = params
         self._seed_sequence = _seed_sequence(seed, self.island_id)
         self.rng = np.random.Generator(np.random.PCG64(self._seed_sequence))
-        self.min_population = min_population
-        self.max_population = max_population
-        self.cache_entries = cache_entries
-        self.cache_bytes_limit = cache_bytes
-        self.cache = self._make_cache(cache_entries, cache_bytes)
-        self.operator_params = dict(operator_params)
+        self.cache = self._make_cache(params.cache_entries, params.cache_bytes)
         try:
             self.population = StreamingPopulation(
                 self.problem,
-                population_size,
-                chunk_size=chunk_size,
-                streaming=streaming,
+                int(params.population),
+                chunk_size=params.chunk_size,
+                streaming=params.streaming,
                 cache=self.cache,
-                **operator_params,
+                **params.operator_params(),
             )
         except ValueError as error:
             raise InputError(str(error)) from error
@@ -239,7 +216,7 @@ class Island:
     def shrink(self, factor: float = 0.5) -> int:
         """Keep the best `factor` of the population (not below `min_population`); frees memory."""
         current = self.population.size
-        new_size = max(self.min_population, int(current * float(factor)))
+        new_size = max(int(self.params.min_population), int(current * float(factor)))
         new_size = min(new_size, current)  # shrinking never grows
         self.population.resize(new_size, self.rng)
         memory.release_memory()
@@ -250,7 +227,7 @@ class Island:
         current = self.population.size
         if self.growth_paused:
             return current
-        new_size = min(self.max_population, max(current, math.ceil(current * float(factor))))
+        new_size = min(self.params.population_cap, max(current, math.ceil(current * float(factor))))
         if new_size > current:
             self.population.resize(new_size, self.rng)
             evaluations, hits = self.population.take_counters()
@@ -273,12 +250,13 @@ class Island:
             if max_entries is None and max_bytes is None:
                 max_entries = DEFAULT_CACHE_ENTRIES
             self.cache.resize(max_entries=max_entries, max_bytes=max_bytes)
-        self.cache_entries, self.cache_bytes_limit = max_entries, max_bytes
+        self.params = self.params.replace(cache_entries=max_entries, cache_bytes=max_bytes)
 
     def set_chunk_size(self, n: int | None) -> None:
         if n is not None and int(n) < 1:
             raise ValueError(f"chunk size must be at least 1, got {n}")
         self.population.chunk_size = None if n is None else int(n)
+        self.params = self.params.replace(chunk_size=self.population.chunk_size)
 
     @property
     def chunk_size(self) -> int | None:
@@ -302,14 +280,8 @@ class Island:
 
     # ----------------------------------------------------------------- checkpoints
     def config(self) -> dict[str, Any]:
-        return {
-            "streaming": self.population.streaming,
-            "cache_entries": self.cache_entries,
-            "cache_bytes": self.cache_bytes_limit,
-            "min_population": self.min_population,
-            "max_population": self.max_population,
-            "operator_params": dict(self.operator_params),
-        }
+        """The checkpoint's `config` map (`IslandParams.checkpoint_config()`)."""
+        return self.params.checkpoint_config()
 
     def state(self) -> dict[str, Any]:
         """Everything needed to continue exactly, as msgpack-able values only.
@@ -347,19 +319,15 @@ class Island:
         if state.get("v") != STATE_VERSION:
             raise InputError(f"island state version {state.get('v')!r} is not supported")
         try:
-            config = state["config"]
+            params = IslandParams.from_checkpoint(
+                state["config"], population=int(state["population_size"]),
+                chunk_size=state["chunk_size"],
+            )
             island = cls(
                 problem,
                 island_id=int(state["island_id"]),
                 seed=0,  # replaced by the saved stream below
-                population_size=int(state["population_size"]),
-                chunk_size=state["chunk_size"],
-                streaming=bool(config["streaming"]),
-                cache_entries=config["cache_entries"],
-                cache_bytes=config["cache_bytes"],
-                min_population=int(config["min_population"]),
-                max_population=int(config["max_population"]),
-                **config["operator_params"],
+                params=params,
             )
             island.rng.bit_generator.state = _decode_ints(state["rng"])
             genomes = unpack_array(state["genomes"])

@@ -2,7 +2,7 @@
 
 Covers: `encode_migrants()` / `decode_migrants()` (DESIGN.md "Migrants on the wire"),
 `Migrants`, `MigrationStats` (sent / received / accepted / dropped with reasons),
-`neighbours()` for the ring, full, random and torus topologies, `should_migrate()`.
+`should_migrate()` (the schedule).
 
 Wire format: one msgpack map per message, carrying k migrants::
 
@@ -15,8 +15,9 @@ raises: anything that fails to decode or validate (wrong version, run, dtype or 
 byte length mismatch, non-finite fitness or genes, non-map, truncated, oversized) gives
 None and, when a `MigrationStats` is passed, one count under `dropped_reasons`.
 
-Does not cover: choosing emigrants and accepting immigrants (`islands.island.Island`),
-moving the bytes between processes (`islands.worker` and the coordinator's router).
+Does not cover: who sends to whom (`islands.topology`), choosing emigrants and accepting
+immigrants (`islands.island.Island`), moving the bytes between processes (`islands.worker`
+and the coordinator's router).
 """
 
 from __future__ import annotations
@@ -29,10 +30,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from islands.errors import InputError
-
 WIRE_VERSION = 1
-TOPOLOGIES = ("ring", "full", "random", "torus")
 # Guards against hostile or corrupted bytes: no message needs more than this.
 MAX_GENOME_BYTES = 256 * 2**20
 MAX_MIGRANTS = 100_000
@@ -215,46 +213,3 @@ def decode_migrants(
 def should_migrate(generation: int, interval: int) -> bool:
     """True on generations interval, 2*interval, ...; an interval < 1 turns migration off."""
     return interval >= 1 and generation > 0 and generation % interval == 0
-
-
-def torus_grid(n_islands: int) -> tuple[int, int]:
-    """(rows, columns) of the near-square grid: `ceil(sqrt(n))` columns, the last row may be short."""
-    columns = math.ceil(math.sqrt(n_islands))
-    return math.ceil(n_islands / columns), columns
-
-
-def _torus(island: int, n_islands: int) -> list[int]:
-    rows, columns = torus_grid(n_islands)
-    row, column = divmod(island, columns)
-    row_length = min(columns, n_islands - row * columns)
-    right = row * columns + (column + 1) % row_length
-    # Down: the next row that has this column, wrapping to the top (the last row may be short).
-    column_height = rows if column < n_islands - (rows - 1) * columns else rows - 1
-    down = ((row + 1) % column_height) * columns + column
-    return [j for j in dict.fromkeys([right, down]) if j != island]
-
-
-def neighbours(
-    topology: str, island: int, n_islands: int, *, generation: int = 0, seed: int = 0
-) -> list[int]:
-    """The islands that `island` sends its emigrants to; never itself.
-
-    ring: the next island; full: all others; random: one other, drawn from
-    (seed, generation, island) so every run with that seed repeats it; torus: the right
-    and down neighbours on a wrap-around near-square grid (`torus_grid`).
-    """
-    if topology not in TOPOLOGIES:
-        raise InputError(f"unknown topology {topology!r}; valid topologies: {', '.join(TOPOLOGIES)}")
-    if n_islands < 1 or not 0 <= island < n_islands:
-        raise InputError(f"island {island} is not one of {n_islands} islands")
-    if n_islands == 1:
-        return []
-    if topology == "ring":
-        return [(island + 1) % n_islands]
-    if topology == "full":
-        return [j for j in range(n_islands) if j != island]
-    if topology == "random":
-        rng = np.random.default_rng([int(seed) & 0xFFFFFFFFFFFFFFFF, int(generation), int(island)])
-        draw = int(rng.integers(0, n_islands - 1))
-        return [draw if draw < island else draw + 1]
-    return _torus(island, n_islands)

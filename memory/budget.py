@@ -2,7 +2,8 @@
 
 Covers: parsing user sizes (`512M`, `8GiB`), reading physical RAM and cgroup v1/v2 limits,
 the default reserve, the global budget `(min(physical, cgroup) - reserve) * fraction`, the
-per-island slice, and short byte formatting for log lines.
+per-island slice, short byte formatting for log lines, and `NamedIntEnum` (an IntEnum that
+prints as its lowercase name, the base of `PressureLevel` and of enums outside this package).
 
 Does not cover: measuring what processes use (`memory.probe`), turning measurements into
 pressure levels (`memory.monitor`), or acting on islands (the coordinator's policy).
@@ -244,6 +245,7 @@ class NamedIntEnum(IntEnum):
 
 __all__ = [
     "BudgetError",
+    "NamedIntEnum",
     "cgroup_limit_bytes",
     "compute_budget",
     "default_reserve_bytes",

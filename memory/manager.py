@@ -1,13 +1,16 @@
-"""The coordinator's memory front door: budget, ledger, monitor and cleanup in one object.
+"""The coordinator's memory front door: budget, slices, pressure level and cleanup in one object.
 
-Covers: `MemoryManager` (owns the Ledger and the MemoryMonitor, keeps the list of processes to
-measure, hands out slices, runs `cleanup()` on the coordinator itself, keeps counters) and
-`release_memory()` (gc + glibc `malloc_trim(0)`, what an island calls after shrinking so the
-freed memory shows up in the next sample instead of sitting in malloc's free lists).
+Covers: `MemoryManager` (holds the budget and reserve, one slice per island in a plain dict,
+a `MemoryMonitor` fed through `observe(sample)`, `cleanup()` of the process that owns it, and
+counters for `stats()`) and `release_memory()` (gc + glibc `malloc_trim(0)`, what a process
+calls after shrinking so the freed memory shows up in the next measurement instead of sitting
+in malloc's free lists).
 
 Does not cover: computing the budget (`memory.budget`), the hysteresis (`memory.monitor`),
-or deciding actions per level (the coordinator's pure policy reads `level` and
-`ledger.snapshot()` and sends commands through the ledger).
+measuring (`memory.probe`; a process measures itself with `own_memory()`), which processes
+exist and how their measurements arrive (the coordinator builds a `MemorySample` from what
+its workers report and calls `observe()`), or deciding actions per level (the coordinator's
+policy reads `level` and `slices()`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import ctypes.util
 import gc
 import linecache
 import logging
-import os
 import re
 import sys
 import threading
@@ -33,8 +35,7 @@ from memory.budget import (
     total_memory_bytes,
 )
 from memory.monitor import MemoryMonitor, PressureLevel, Thresholds
-from memory.probe import MemoryProbe, ProcessProbe, read_smaps_rollup
-from memory.shared import Ledger
+from memory.probe import MemoryProbe, MemorySample, own_memory
 
 _LOGGER = logging.getLogger("islands.memory")
 
@@ -67,17 +68,8 @@ def release_memory() -> None:
     _malloc_trim()
 
 
-def _own_rss_bytes() -> int:
-    rollup = read_smaps_rollup(os.getpid())
-    if rollup is not None:
-        return rollup[2]
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
 class MemoryManager:
-    """Owns the budget ledger and the pressure monitor of one run (lives in the coordinator)."""
+    """The budget, island slices and pressure level of one run (lives in the coordinator)."""
 
     def __init__(
         self,
@@ -90,11 +82,12 @@ class MemoryManager:
         reserve_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        """Create the ledger (one row per island) and the monitor (not started yet).
+        """Set every island's slice to 0 and create the monitor, fed by `observe()`.
 
         `reserve_bytes` is the host RAM that must stay available (below it: CRITICAL at once);
-        None means `default_reserve_bytes(total_memory_bytes())`. `probe` defaults to the
-        real `ProcessProbe`; tests pass a `ScriptedProbe` and call `monitor.tick()`.
+        None means `default_reserve_bytes(total_memory_bytes())`. `probe`, if given, is kept
+        as `monitor.probe` for a caller that samples with it; the manager itself never
+        samples (its monitor has no pids), so `start()` runs no thread.
         """
         if budget_bytes <= 0:
             raise BudgetError(f"invalid memory budget {budget_bytes}: must be positive")
@@ -105,15 +98,14 @@ class MemoryManager:
         if reserve_bytes is None:
             reserve_bytes = default_reserve_bytes(total_memory_bytes())
         self.reserve_bytes = int(reserve_bytes)
-        self._island_pids: dict[int, int] = {}
-        self._pids_lock = threading.Lock()
+        self._slices: dict[int, int] = {island: 0 for island in range(n_islands)}
+        self._slices_lock = threading.Lock()
         self.cleanups = 0
         self.bytes_freed = 0
-        self._ledger: Ledger | None = Ledger.create(n_islands)
         self.monitor = MemoryMonitor(
-            probe if probe is not None else ProcessProbe(),
+            probe,
             self.budget_bytes,
-            pids=self.pids,
+            pids=None,
             interval=interval,
             thresholds=thresholds,
             reserve_bytes=self.reserve_bytes,
@@ -121,65 +113,39 @@ class MemoryManager:
             logger=_LOGGER,
         )
 
-    # --- processes to measure -----------------------------------------------------------
-    def register_pid(self, island: int, pid: int) -> None:
-        """Measure `pid` as island `island` from the next sample on."""
-        self._check_island(island)
-        with self._pids_lock:
-            self._island_pids[island] = int(pid)
-
-    def unregister_pid(self, island: int) -> None:
-        """Stop measuring island `island` (it exited or hibernated)."""
-        with self._pids_lock:
-            self._island_pids.pop(island, None)
-
-    def island_pids(self) -> dict[int, int]:
-        with self._pids_lock:
-            return dict(self._island_pids)
-
-    def pids(self) -> list[int]:
-        """The coordinator's own pid, then every registered island pid."""
-        with self._pids_lock:
-            return [os.getpid(), *self._island_pids.values()]
-
-    def island_uss(self) -> dict[int, int]:
-        """USS of each registered island in the last sample (what ending it would free).
-
-        Islands missing from the sample (exited, or not sampled yet) are left out.
-        """
-        sample = self.monitor.last_sample
-        if sample is None:
-            return {}
-        return {
-            island: sample.uss_by_pid[pid]
-            for island, pid in self.island_pids().items()
-            if pid in sample.uss_by_pid
-        }
-
-    # --- ledger and slices ----------------------------------------------------------------
-    @property
-    def ledger(self) -> Ledger:
-        if self._ledger is None:
-            raise ValueError("memory manager is stopped: its ledger is gone")
-        return self._ledger
-
+    # --- pressure -----------------------------------------------------------------------------
     @property
     def level(self) -> PressureLevel:
         return self.monitor.level
 
+    def observe(self, sample: MemorySample) -> PressureLevel:
+        """Update the pressure level from a sample taken elsewhere (see `MemoryMonitor.observe`)."""
+        return self.monitor.observe(sample)
+
+    # --- slices -------------------------------------------------------------------------------
     def _check_island(self, island: int) -> None:
         if not 0 <= island < self.n_islands:
             raise IndexError(f"island {island} out of range 0..{self.n_islands - 1}")
 
     def slice_bytes(self, island: int) -> int:
-        return int(self.ledger.row(island)["slice_bytes"])
+        """Island `island`'s slice of the budget in bytes (0 until one is set)."""
+        self._check_island(island)
+        with self._slices_lock:
+            return self._slices[island]
 
     def set_slice(self, island: int, slice_bytes: int) -> None:
+        self._check_island(island)
         if slice_bytes < 0:
             raise BudgetError(
                 f"invalid slice {slice_bytes} for island {island}: cannot be negative"
             )
-        self.ledger.update(island, slice_bytes=int(slice_bytes))
+        with self._slices_lock:
+            self._slices[island] = int(slice_bytes)
+
+    def slices(self) -> dict[int, int]:
+        """A copy of every island's slice: {island: bytes}."""
+        with self._slices_lock:
+            return dict(self._slices)
 
     def divide_budget(self, *, coordinator_bytes: int, shared_bytes: int) -> int:
         """Give every island an equal slice of what the coordinator and shared data leave."""
@@ -189,21 +155,20 @@ class MemoryManager:
             coordinator_bytes=coordinator_bytes,
             shared_bytes=shared_bytes,
         )
-        for island in range(self.n_islands):
-            self.set_slice(island, per_island)
+        with self._slices_lock:
+            for island in range(self.n_islands):
+                self._slices[island] = per_island
         return per_island
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
-        self.monitor.start()
+        """Start the monitor's sampling thread if it can sample; otherwise do nothing."""
+        if self.monitor.can_sample:
+            self.monitor.start()
 
     def stop(self) -> None:
-        """Stop the monitor and remove the ledger (idempotent)."""
+        """Stop the monitor's thread if one runs (idempotent)."""
         self.monitor.stop()
-        if self._ledger is not None:
-            ledger, self._ledger = self._ledger, None
-            ledger.close()
-            ledger.unlink()
 
     def __enter__(self) -> MemoryManager:
         self.start()
@@ -221,7 +186,7 @@ class MemoryManager:
         """
         if level not in ("normal", "aggressive"):
             raise ValueError(f"invalid cleanup level {level!r}: use 'normal' or 'aggressive'")
-        before = _own_rss_bytes()
+        before = own_memory().rss
         gc.collect()
         if level == "aggressive":
             re.purge()
@@ -229,7 +194,7 @@ class MemoryManager:
             sys._clear_type_cache()
             gc.collect()  # objects freed by finalizers in the first pass
         _malloc_trim()
-        after = _own_rss_bytes()
+        after = own_memory().rss
         freed = max(0, before - after)
         self.cleanups += 1
         self.bytes_freed += freed

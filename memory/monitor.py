@@ -1,12 +1,16 @@
 """Memory pressure: turning samples into a level with hysteresis, on a background thread.
 
 Covers: `PressureLevel` (NORMAL < ELEVATED < HIGH < CRITICAL < EMERGENCY), `Thresholds`
-(fractions of the budget and the hysteresis counts, validated once), and `MemoryMonitor`,
-which samples a `MemoryProbe` every `interval` seconds (or on `tick()` in tests), keeps the
-level, the last sample and the peak, and calls subscribers when the level changes.
+(fractions of the budget and the hysteresis counts, validated once), `Hysteresis` (the
+level as samples come, written out in plain loops), and `MemoryMonitor`,
+which keeps the level, the last sample and the peak, and calls subscribers when the level
+changes. It is fed in one of two ways: `observe(sample)` with a sample taken elsewhere (e.g.
+built from numbers other processes reported), or, given a `MemoryProbe` and a `pids`
+callable, by sampling itself on `tick()` or every `interval` seconds after `start()`.
 
-Does not cover: what to do at a level (the coordinator's policy maps level + ledger to
-actions), measuring (`memory.probe`), or the budget itself (`memory.budget`).
+Does not cover: what to do at a level (the coordinator's policy maps the level and what it
+knows about its workers to actions), measuring (`memory.probe`), or the budget itself
+(`memory.budget`).
 
 Hysteresis, per sample with ratio = PSS total / budget:
 - going up: a level is entered after `enter_samples` consecutive samples at or above its
@@ -91,15 +95,68 @@ LevelCallback = Callable[[PressureLevel, PressureLevel, MemorySample], None]
 _RAISED_LEVELS = [level for level in PressureLevel if level > PressureLevel.NORMAL]
 
 
+class Hysteresis:
+    """The level as samples come: thresholds, consecutive counts, the host reserve rule."""
+
+    def __init__(self, budget_bytes: int, thresholds: Thresholds, reserve_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self.thresholds = thresholds
+        self.reserve_bytes = reserve_bytes
+        self.level = PressureLevel.NORMAL
+        self.last_change_t: float | None = None
+        # Consecutive samples at/above each level's threshold, and below its leave mark.
+        self.above = {level: 0 for level in _RAISED_LEVELS}
+        self.below = {level: 0 for level in _RAISED_LEVELS}
+
+    def update(self, sample: MemorySample) -> PressureLevel:
+        ratio = sample.pss_total / self.budget_bytes
+        thresholds = self.thresholds
+        for level in _RAISED_LEVELS:
+            if ratio >= thresholds.threshold(level):
+                self.above[level] += 1
+            else:
+                self.above[level] = 0
+            if ratio < thresholds.threshold(level) - thresholds.leave_margin:
+                self.below[level] += 1
+            else:
+                self.below[level] = 0
+
+        host_low = self.reserve_bytes > 0 and sample.host_available_bytes < self.reserve_bytes
+        if host_low:
+            # Leaving CRITICAL or below needs a fresh run of calm samples with the host fine.
+            for level in _RAISED_LEVELS:
+                if level <= PressureLevel.CRITICAL:
+                    self.below[level] = 0
+
+        level = self.level
+        sustained = PressureLevel.NORMAL
+        for candidate in _RAISED_LEVELS:
+            if self.above[candidate] >= thresholds.enter_samples:
+                sustained = candidate
+        if sustained > level:
+            level = sustained
+        else:
+            while level > PressureLevel.NORMAL and self.below[level] >= thresholds.leave_samples:
+                level = PressureLevel(level - 1)
+        if host_low and level < PressureLevel.CRITICAL:
+            level = PressureLevel.CRITICAL
+
+        if level != self.level:
+            self.last_change_t = sample.t
+        self.level = level
+        return level
+
+
 class MemoryMonitor:
-    """Samples memory and keeps the pressure level; `tick()` steps it, `start()` runs a thread."""
+    """Keeps the pressure level: `observe()` feeds it a sample; with a probe and `pids`,
+    `tick()` samples and observes once and `start()` does so on a thread."""
 
     def __init__(
         self,
-        probe: MemoryProbe,
+        probe: MemoryProbe | None,
         budget_bytes: int,
         *,
-        pids: Callable[[], Iterable[int]],
+        pids: Callable[[], Iterable[int]] | None = None,
         interval: float = 0.5,
         thresholds: Thresholds | None = None,
         reserve_bytes: int = 0,
@@ -113,23 +170,16 @@ class MemoryMonitor:
         if reserve_bytes < 0:
             raise BudgetError(f"invalid memory reserve {reserve_bytes}: cannot be negative")
         self.probe = probe
-        self.budget_bytes = int(budget_bytes)
         self.interval = float(interval)
-        self.thresholds = thresholds if thresholds is not None else Thresholds()
-        self.reserve_bytes = int(reserve_bytes)
+        self.hysteresis = Hysteresis(int(budget_bytes), thresholds or Thresholds(), int(reserve_bytes))
         self._pids = pids
         self._clock = clock
         self._log = logger if logger is not None else _LOGGER
 
-        self._level = PressureLevel.NORMAL
         self._last_sample: MemorySample | None = None
         self._peak_bytes = 0
         self.samples_taken = 0
         self.probe_errors = 0
-        self.last_change_t: float | None = None
-        # Consecutive samples at/above each level's threshold, and below its leave mark.
-        self._above = {level: 0 for level in _RAISED_LEVELS}
-        self._below = {level: 0 for level in _RAISED_LEVELS}
         self._subscribers: list[LevelCallback] = []
         self._state_lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -138,7 +188,23 @@ class MemoryMonitor:
     # --- state -------------------------------------------------------------------------
     @property
     def level(self) -> PressureLevel:
-        return self._level
+        return self.hysteresis.level
+
+    @property
+    def budget_bytes(self) -> int:
+        return self.hysteresis.budget_bytes
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.hysteresis.thresholds
+
+    @property
+    def reserve_bytes(self) -> int:
+        return self.hysteresis.reserve_bytes
+
+    @property
+    def last_change_t(self) -> float | None:
+        return self.hysteresis.last_change_t
 
     @property
     def last_sample(self) -> MemorySample | None:
@@ -153,24 +219,58 @@ class MemoryMonitor:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def can_sample(self) -> bool:
+        """True when this monitor has a probe and `pids`, so `tick()` and `start()` work."""
+        return self.probe is not None and self._pids is not None
+
     def subscribe(self, callback: LevelCallback) -> None:
-        """Call `callback(old, new, sample)` on every level change (from the sampling thread)."""
+        """Call `callback(old, new, sample)` on every level change (from the thread that
+        called `observe()` or `tick()`; the monitor's own thread after `start()`)."""
         self._subscribers.append(callback)
 
     # --- one step ----------------------------------------------------------------------
+    def _require_probe(self, action: str) -> tuple[MemoryProbe, Callable[[], Iterable[int]]]:
+        if self.probe is None or self._pids is None:
+            missing = " and no ".join(
+                name
+                for name, value in (("probe", self.probe), ("pids", self._pids))
+                if value is None
+            )
+            raise ValueError(
+                f"cannot {action}: this memory monitor has no {missing} to sample with; "
+                "feed it samples with observe() instead"
+            )
+        return self.probe, self._pids
+
     def tick(self) -> PressureLevel:
-        """Take one sample and update the level; a probe error keeps the level."""
+        """Take one sample and `observe()` it; a probe error keeps the level (and is counted).
+
+        Raises ValueError when the monitor has no probe or no `pids`.
+        """
+        probe, pids = self._require_probe("tick")
         try:
-            sample = self.probe.sample(list(self._pids()))
+            sample = probe.sample(list(pids()))
         except Exception as error:
             self.probe_errors += 1
             self._log.warning(
-                "[MONITOR] Memory probe failed, keeping level %s: %s", self._level, error
+                "[MONITOR] Memory probe failed, keeping level %s: %s", self.level, error
             )
-            return self._level
+            return self.level
+        return self.observe(sample)
+
+    def observe(self, sample: MemorySample) -> PressureLevel:
+        """Update the level from one sample taken elsewhere; return the level after it.
+
+        Same hysteresis, peak tracking, logging and subscriber calls as `tick()`; safe to
+        call from any thread (updates are serialized).
+        """
         with self._state_lock:
-            old = self._level
-            new = self._update(sample)
+            old = self.level
+            self.samples_taken += 1
+            self._last_sample = sample
+            self._peak_bytes = max(self._peak_bytes, sample.pss_total)
+            new = self.hysteresis.update(sample)
         if new != old:
             ratio = sample.pss_total / self.budget_bytes
             self._log.info(
@@ -189,53 +289,13 @@ class MemoryMonitor:
                     self._log.exception("[MONITOR] Pressure subscriber %r failed", callback)
         return new
 
-    def _update(self, sample: MemorySample) -> PressureLevel:
-        self.samples_taken += 1
-        self._last_sample = sample
-        pss_total = sample.pss_total
-        if pss_total > self._peak_bytes:
-            self._peak_bytes = pss_total
-        ratio = pss_total / self.budget_bytes
-        thresholds = self.thresholds
-
-        for level in _RAISED_LEVELS:
-            if ratio >= thresholds.threshold(level):
-                self._above[level] += 1
-            else:
-                self._above[level] = 0
-            if ratio < thresholds.threshold(level) - thresholds.leave_margin:
-                self._below[level] += 1
-            else:
-                self._below[level] = 0
-
-        host_low = self.reserve_bytes > 0 and sample.host_available_bytes < self.reserve_bytes
-        if host_low:
-            # Leaving CRITICAL or below needs a fresh run of calm samples with the host fine.
-            for level in _RAISED_LEVELS:
-                if level <= PressureLevel.CRITICAL:
-                    self._below[level] = 0
-
-        level = self._level
-        sustained = PressureLevel.NORMAL
-        for candidate in _RAISED_LEVELS:
-            if self._above[candidate] >= thresholds.enter_samples:
-                sustained = candidate
-        if sustained > level:
-            level = sustained
-        else:
-            while level > PressureLevel.NORMAL and self._below[level] >= thresholds.leave_samples:
-                level = PressureLevel(level - 1)
-        if host_low and level < PressureLevel.CRITICAL:
-            level = PressureLevel.CRITICAL
-
-        if level != self._level:
-            self.last_change_t = sample.t
-        self._level = level
-        return level
-
     # --- background thread ---------------------------------------------------------------
     def start(self) -> None:
-        """Sample every `interval` seconds on a daemon thread until `stop()`."""
+        """Sample every `interval` seconds on a daemon thread until `stop()`.
+
+        Raises ValueError when the monitor has no probe or no `pids`.
+        """
+        self._require_probe("start")
         if self.running:
             return
         self._stop_event.clear()
@@ -270,4 +330,4 @@ class MemoryMonitor:
             self._stop_event.wait(self.interval)
 
 
-__all__ = ["LevelCallback", "MemoryMonitor", "PressureLevel", "Thresholds"]
+__all__ = ["Hysteresis", "LevelCallback", "MemoryMonitor", "PressureLevel", "Thresholds"]

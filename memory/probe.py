@@ -2,15 +2,18 @@
 
 Covers: `MemorySample` (what one measurement holds), `MemoryProbe` (the one mockable
 reading function the monitor calls), `ProcessProbe` (the real one, reading
-`/proc/PID/smaps_rollup`, falling back to psutil) and `ScriptedProbe` (replays scripted
-samples, numbers or errors so tests can drive the monitor through pressure spikes).
+`/proc/PID/smaps_rollup`, falling back to psutil), `ScriptedProbe` (replays scripted
+samples, numbers or errors so tests can drive the monitor through pressure spikes), and
+`own_memory()` / `ProcessMemory` (this process's own PSS/USS/RSS, for a process that reports
+its memory itself instead of being probed from outside).
 
 Cost: smaps_rollup walks each process's page tables, so it costs more the more a process
 has resident; `ProcessProbe(full_interval=...)` reads in full less often and estimates in
 between from O(1) counters (see the class). `benchmarks/probe_cost.py` measures both.
 
-Does not cover: deciding what a sample means (`memory.monitor`) or which processes to
-measure (the caller passes pids; `memory.manager` keeps that list).
+Does not cover: deciding what a sample means (`memory.monitor`), which processes to measure
+or how their numbers travel between processes (the caller passes pids, or builds a
+`MemorySample` from numbers it gathered; the coordinator decides both).
 
 Why PSS: shared-memory pages (the problem's instance data) are mapped by every island; PSS
 divides each shared page among the processes mapping it, so the sum of PSS counts them
@@ -31,7 +34,13 @@ import psutil
 
 @dataclass
 class MemorySample:
-    """One measurement: per-process PSS/USS/RSS in bytes and the host's available RAM."""
+    """One measurement: per-process PSS/USS/RSS in bytes and the host's available RAM.
+
+    The dict keys identify processes: pids for `ProcessProbe`, or any int key a caller
+    measures by (e.g. a worker id, with the coordinator under its own key). Only the totals
+    and the per-key values are read here, so keys just have to be distinct and consistent
+    across the three dicts.
+    """
 
     t: float
     pss_by_pid: dict[int, int] = field(default_factory=dict)
@@ -213,6 +222,45 @@ class ProcessProbe(MemoryProbe):
         return int(getattr(info, "pss", info.uss)), int(info.uss), int(info.rss)
 
 
+@dataclass(frozen=True)
+class ProcessMemory:
+    """One process's memory in bytes: PSS (shared pages divided), USS (private), RSS."""
+
+    pss: int
+    uss: int
+    rss: int
+
+
+def own_memory() -> ProcessMemory:
+    """This process's PSS/USS/RSS, read as cheaply as the platform allows.
+
+    Tries `/proc/self/smaps_rollup` (exact; cost grows with resident size, about 10 ms per
+    256 MB), then psutil `memory_full_info()`, then `/proc/self/statm` (O(1) counters: RSS
+    exact, PSS taken as RSS, an upper bound, and USS as anonymous RSS). Raises OSError when
+    none of them can be read.
+    """
+    pid = os.getpid()
+    try:
+        rollup = read_smaps_rollup(pid)
+    except OSError:
+        rollup = None
+    if rollup is not None:
+        return ProcessMemory(pss=rollup[0], uss=rollup[1], rss=rollup[2])
+    try:
+        info = psutil.Process(pid).memory_full_info()
+    except (psutil.Error, OSError):
+        info = None
+    if info is not None:
+        return ProcessMemory(
+            pss=int(getattr(info, "pss", info.uss)), uss=int(info.uss), rss=int(info.rss)
+        )
+    try:
+        rss, anon = read_statm(pid)
+    except (ProcessLookupError, IndexError, ValueError) as error:
+        raise OSError(f"cannot read this process's memory (pid {pid}): {error!r}") from None
+    return ProcessMemory(pss=rss, uss=anon, rss=rss)
+
+
 ScriptItem = int | float | MemorySample | BaseException
 
 
@@ -259,8 +307,10 @@ class ScriptedProbe(MemoryProbe):
 __all__ = [
     "MemoryProbe",
     "MemorySample",
+    "ProcessMemory",
     "ProcessProbe",
     "ScriptedProbe",
+    "own_memory",
     "read_smaps_rollup",
     "read_statm",
 ]

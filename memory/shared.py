@@ -1,30 +1,23 @@
-"""Shared memory: numpy arrays in POSIX shared memory, dead-segment sweeping, the budget ledger.
+"""Shared memory: numpy arrays in POSIX shared memory, and sweeping segments of dead owners.
 
-Covers: `SharedArray` (create in the coordinator, attach zero-copy in islands, close, unlink),
-`SharedArrayHandle` (the small picklable description sent to workers), segment naming
-(`islands_<owner pid>_<tag>_<counter>`), `sweep_dead_segments` (removes segments whose owner
-died), and `Ledger`: a shared table with one row per island (slice, measurements, state,
-progress, one command slot, heartbeat), with `IslandState` and `Command`.
+Covers: `SharedArray` (create in the owner, attach zero-copy elsewhere, close, unlink; any
+numpy dtype, structured ones included), `SharedArrayHandle` (the small picklable description
+another process needs to attach), segment naming (`islands_<owner pid>_<tag>_<counter>`),
+and `sweep_dead_segments` (removes segments whose owner died).
 
-Does not cover: which problem data goes into shared memory (`islands.problem`), the policy
-deciding commands (coordinator), or measuring memory (`memory.probe`).
+Does not cover: what goes into shared memory or who attaches it (the `islands` and
+`coordinator` packages decide), messages between processes (no shared tables live here;
+processes talk through typed messages in `islands.protocol`), or measuring memory
+(`memory.probe`).
 
-Lifetimes: only the owner (the coordinator) creates and unlinks segments. Python's
-`resource_tracker` is kept out entirely (on 3.13+ with `track=False`; before, by skipping its
-register/unregister calls while we create, attach or unlink): a tracker unlinks a segment when
-an *attaching* process exits, destroying data still in use, and processes started by
-`multiprocessing` share one tracker, so the usual "unregister after attach" races between two
-islands attaching at once. Instead the owner unlinks explicitly, an `atexit` hook unlinks what
-the owner forgot, and `sweep_dead_segments` (run at coordinator start-up) removes what a
-killed owner left behind; the owner pid in each name makes that possible.
-
-Ledger concurrency: one writer per field. The coordinator writes `command`, `command_arg`,
-`command_seq` and `slice_bytes`; the island writes every other field, including
-`command_ack`. All fields are aligned 8-byte values, so a reader never sees a torn field, but
-may see a row whose fields come from different moments. Commands use a sequence number:
-the coordinator writes the command and its argument, then bumps `command_seq`; the island
-reads seq/command/arg and re-reads seq to be sure they belong together. There is one command
-slot per island: a newer command replaces one not yet acknowledged.
+Lifetimes: only the owner creates and unlinks segments. Python's `resource_tracker` is kept
+out entirely (on 3.13+ with `track=False`; before, by skipping its register/unregister calls
+while we create, attach or unlink): a tracker unlinks a segment when an *attaching* process
+exits, destroying data still in use, and processes started by `multiprocessing` share one
+tracker, so the usual "unregister after attach" races between two processes attaching at
+once. Instead the owner unlinks explicitly, an `atexit` hook unlinks what the owner forgot,
+and `sweep_dead_segments` (run at start-up) removes what a killed owner left behind; the
+owner pid in each name makes that possible.
 """
 
 from __future__ import annotations
@@ -37,7 +30,6 @@ import os
 import re
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,7 +40,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from memory.budget import BudgetError, NamedIntEnum, format_bytes
+from memory.budget import BudgetError, format_bytes
 
 SEGMENT_PREFIX = "islands"
 _TAG_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")
@@ -369,168 +361,8 @@ def sweep_dead_segments(prefix: str = SEGMENT_PREFIX, shm_dir: str = "/dev/shm")
     return removed
 
 
-# --- the ledger -----------------------------------------------------------------------------
-class IslandState(NamedIntEnum):
-    STARTING = 0
-    RUNNING = 1
-    SHRUNK = 2
-    HIBERNATED = 3
-    STOPPED = 4
-    FAILED = 5
-    DONE = 6
-
-
-class Command(NamedIntEnum):
-    NONE = 0
-    SHRINK = 1
-    GROW = 2
-    CLEAR_CACHE = 3
-    HIBERNATE = 4
-    STOP = 5
-    PAUSE_GROWTH = 6
-    RESUME_GROWTH = 7
-
-
-LEDGER_DTYPE = np.dtype(
-    [
-        ("slice_bytes", "<i8"),
-        ("measured_bytes", "<i8"),
-        ("population", "<i8"),
-        ("state", "<i8"),
-        ("generation", "<i8"),
-        ("best_fitness", "<f8"),
-        ("evaluations", "<i8"),
-        ("pid", "<i8"),
-        ("command", "<i8"),
-        ("command_arg", "<f8"),
-        ("command_seq", "<i8"),
-        ("command_ack", "<i8"),
-        ("heartbeat", "<f8"),
-    ]
-)
-LEDGER_FIELDS = tuple(LEDGER_DTYPE.names)
-_INT_FIELDS = {name for name in LEDGER_FIELDS if LEDGER_DTYPE[name].kind == "i"}
-
-
-class Ledger:
-    """One shared row per island: budget slice, measurements, state, progress, command slot."""
-
-    def __init__(self, shared: SharedArray):
-        if np.dtype(shared.array.dtype) != LEDGER_DTYPE or shared.array.ndim != 1:
-            raise ValueError(f"shared array '{shared.name}' is not a ledger")
-        self._shared = shared
-        self._rows = shared.array
-
-    @classmethod
-    def create(cls, n_islands: int) -> Ledger:
-        """Create the ledger (coordinator): every island STARTING, best fitness inf."""
-        if n_islands < 1:
-            raise ValueError(f"invalid island count {n_islands}: need at least 1")
-        shared = SharedArray.create((n_islands,), LEDGER_DTYPE, tag="ledger")
-        shared.array["best_fitness"] = np.inf
-        shared.array["state"] = IslandState.STARTING
-        shared.array["command"] = Command.NONE
-        return cls(shared)
-
-    @classmethod
-    def attach(cls, handle: SharedArrayHandle) -> Ledger:
-        """Attach the coordinator's ledger (island worker)."""
-        return cls(SharedArray.attach(handle))
-
-    @property
-    def handle(self) -> SharedArrayHandle:
-        return self._shared.handle
-
-    @property
-    def n_islands(self) -> int:
-        return len(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def _check_island(self, island: int) -> int:
-        if not 0 <= island < len(self._rows):
-            raise IndexError(f"island {island} out of range 0..{len(self._rows) - 1}")
-        return island
-
-    def update(self, island: int, **fields: Any) -> None:
-        """Write fields of one island's row (see the module docstring for who writes what)."""
-        self._check_island(island)
-        unknown = set(fields) - set(LEDGER_FIELDS)
-        if unknown:
-            raise KeyError(
-                f"unknown ledger field(s) {sorted(unknown)}; known: {list(LEDGER_FIELDS)}"
-            )
-        for name, value in fields.items():
-            self._rows[name][island] = int(value) if name in _INT_FIELDS else float(value)
-
-    def row(self, island: int) -> dict[str, Any]:
-        """A copy of one island's row as a dict (state/command as enums, plus `island`)."""
-        self._check_island(island)
-        return _row_to_dict(island, self._rows[island].copy())
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        """A copy of every row (one read of the whole table, then converted)."""
-        rows = self._rows.copy()
-        return [_row_to_dict(island, rows[island]) for island in range(len(rows))]
-
-    def heartbeat(self, island: int) -> None:
-        """Island: record that it is alive now (time.time())."""
-        self._rows["heartbeat"][self._check_island(island)] = time.time()
-
-    def send_command(self, island: int, command: Command | int, arg: float = 0.0) -> int:
-        """Coordinator: put a command in the island's slot; returns its sequence number."""
-        rows = self._rows
-        self._check_island(island)
-        seq = int(rows["command_seq"][island]) + 1
-        rows["command"][island] = int(Command(command))
-        rows["command_arg"][island] = float(arg)
-        rows["command_seq"][island] = seq  # last: the island trusts command/arg once seq moves
-        return seq
-
-    def pending_command(self, island: int) -> tuple[Command, float, int] | None:
-        """Island: the command not yet acknowledged as (command, arg, seq), or None."""
-        rows = self._rows
-        self._check_island(island)
-        while True:
-            seq = int(rows["command_seq"][island])
-            command = int(rows["command"][island])
-            arg = float(rows["command_arg"][island])
-            if int(rows["command_seq"][island]) == seq:
-                break  # no newer command was written while reading
-        if seq <= int(rows["command_ack"][island]):
-            return None
-        return Command(command), arg, seq
-
-    def ack_command(self, island: int, seq: int) -> None:
-        """Island: mark command `seq` (and any before it) as done."""
-        self._rows["command_ack"][self._check_island(island)] = int(seq)
-
-    def close(self) -> None:
-        self._rows = None  # type: ignore[assignment]
-        self._shared.close()
-
-    def unlink(self) -> None:
-        self._shared.unlink()
-
-
-def _row_to_dict(island: int, row: np.void) -> dict[str, Any]:
-    result: dict[str, Any] = {"island": island}
-    for name in LEDGER_FIELDS:
-        value = row[name]
-        result[name] = int(value) if name in _INT_FIELDS else float(value)
-    result["state"] = IslandState(result["state"])
-    result["command"] = Command(result["command"])
-    return result
-
-
 __all__ = [
-    "LEDGER_DTYPE",
-    "LEDGER_FIELDS",
     "SEGMENT_PREFIX",
-    "Command",
-    "IslandState",
-    "Ledger",
     "SharedArray",
     "SharedArrayHandle",
     "SharedMemoryError",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from islands.island import Island
+from islands.params import IslandParams
 from islands.problem import ProblemSpecError, build_problem
 from islands.problems.heavy import Heavy
 
@@ -57,7 +58,7 @@ def test_fitness_is_zero_at_the_origin_and_grows_away_from_it():
 
 def test_search_on_heavy_makes_progress():
     island = Island(build_problem("heavy:mb=0.05,dim=10"), island_id=0, seed=3,
-                    population_size=20, chunk_size=4)
+                    params=IslandParams(population=20, chunk_size=4))
     first = island.step().best_fitness
     for _ in range(25):
         last = island.step().best_fitness

@@ -6,6 +6,7 @@ import pytest
 from islands.checkpoint import load_state, save_state
 from islands.errors import InputError
 from islands.island import Island, derive_seed
+from islands.params import IslandParams
 from islands.problem import build_problem
 
 
@@ -14,10 +15,10 @@ def rastrigin():
     return build_problem("rastrigin:dim=20")
 
 
-def make_island(problem, **overrides):
-    params = dict(island_id=0, seed=123, population_size=40, chunk_size=8)
-    params.update(overrides)
-    return Island(problem, **params)
+def make_island(problem, island_id=0, seed=123, population_size=40, **overrides):
+    """An island; `overrides` are `IslandParams` fields (chunk size 8 unless given)."""
+    params = IslandParams(population=population_size, **{"chunk_size": 8, **overrides})
+    return Island(problem, island_id=island_id, seed=seed, params=params)
 
 
 def trajectory(island, steps):
@@ -222,8 +223,11 @@ def test_set_chunk_size_changes_the_next_generation(rastrigin):
 
 
 def test_bad_parameters_are_input_errors(rastrigin):
+    # Unknown parameters can only come from outside the code now: a checkpoint's config.
+    state = make_island(rastrigin).state()
+    state["config"]["operator_params"]["mutation"] = 0.5
     with pytest.raises(InputError, match="unknown island parameter 'mutation'"):
-        make_island(rastrigin, mutation=0.5)
+        Island.from_state(rastrigin, state)
     with pytest.raises(InputError, match="population size"):
         make_island(rastrigin, population_size=0)
     with pytest.raises(InputError, match="crossover_rate"):
@@ -234,7 +238,7 @@ def test_bad_parameters_are_input_errors(rastrigin):
 def test_shrink_gives_survivor_memory_back_to_the_os():
     psutil = pytest.importorskip("psutil")
     wide = build_problem("sphere:dim=20000")  # 160 kB a genome: 500 of them are 80 MB
-    island = Island(wide, island_id=0, seed=1, population_size=500, chunk_size=50)
+    island = Island(wide, island_id=0, seed=1, params=IslandParams(population=500, chunk_size=50))
     island.step()
     assert island.population_bytes == 500 * (20000 * 8 + 8)
     before = psutil.Process().memory_info().rss

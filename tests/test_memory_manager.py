@@ -1,4 +1,4 @@
-"""memory.manager: ledger + monitor wiring, measured pids, slices, cleanup counters."""
+"""memory.manager: budget slices, pressure fed by observe(), cleanup counters, exports."""
 
 import logging
 import os
@@ -10,8 +10,8 @@ import pytest
 import memory
 from memory import (
     BudgetError,
-    Command,
     MemoryManager,
+    MemorySample,
     PressureLevel,
     ProcessProbe,
     ScriptedProbe,
@@ -50,16 +50,21 @@ def test_package_exports():
         "island_slice_bytes",
         "BudgetError",
         "SharedArray",
-        "Ledger",
-        "IslandState",
-        "Command",
         "ProcessProbe",
         "ScriptedProbe",
         "MemorySample",
+        "ProcessMemory",
+        "own_memory",
         "format_bytes",
         "release_memory",
     ]:
         assert hasattr(memory, name), name
+        assert name in memory.__all__, name
+    # Island states, commands and the shared ledger left this package (islands.protocol).
+    for name in ["Ledger", "IslandState", "Command"]:
+        assert not hasattr(memory, name), name
+        assert name not in memory.__all__, name
+    assert set(memory.__all__) <= set(dir(memory))
 
 
 def test_memory_imports_neither_islands_nor_coordinator():
@@ -72,68 +77,97 @@ def test_memory_imports_neither_islands_nor_coordinator():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_pids_are_own_plus_registered(manager):
-    made = manager()
-    assert made.pids() == [os.getpid()]
-    made.register_pid(0, 111)
-    made.register_pid(2, 333)
-    assert made.pids() == [os.getpid(), 111, 333]
-    made.unregister_pid(0)
-    assert made.pids() == [os.getpid(), 333]
-    with pytest.raises(IndexError):
-        made.register_pid(3, 1)
-
-
-def test_monitor_samples_the_managed_pids(manager):
+def test_observe_feeds_the_level_and_stats_from_a_real_sample(manager):
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
     )
     try:
-        made = manager(probe=ProcessProbe())
-        made.register_pid(1, child.pid)
-        made.monitor.tick()
-        sample = made.monitor.last_sample
+        made = manager()
+        sample = ProcessProbe().sample([os.getpid(), child.pid])
+        assert made.observe(sample) is PressureLevel.NORMAL
+        assert made.monitor.last_sample is sample
         assert set(sample.pss_by_pid) == {os.getpid(), child.pid}
-        assert made.island_uss() == {1: sample.uss_by_pid[child.pid]}
         assert made.stats()["peak_bytes"] == sample.pss_total > 0
+        assert made.stats()["samples"] == 1
     finally:
         child.communicate(b"")
 
 
-def test_level_follows_scripted_pressure(manager):
-    made = manager(probe=ScriptedProbe([900 * MIB]))
-    assert made.level is PressureLevel.NORMAL
-    made.monitor.tick()
-    made.monitor.tick()
-    assert made.level is PressureLevel.CRITICAL
-    assert made.stats()["samples"] == 2
+def _sample(pss_by_key, host_available=1 << 50):
+    return MemorySample(t=0.0, pss_by_pid=dict(pss_by_key), host_available_bytes=host_available)
 
 
-def test_slices_live_in_the_ledger(manager):
+def test_level_follows_observed_pressure(manager):
     made = manager()
+    changes = []
+    made.monitor.subscribe(lambda old, new, sample: changes.append((old, new)))
+    assert made.level is PressureLevel.NORMAL
+    # Keys are worker ids (coordinator under -1), not pids: the manager does not care.
+    heavy = _sample({-1: 100 * MIB, 0: 400 * MIB, 1: 400 * MIB})
+    assert made.observe(heavy) is PressureLevel.NORMAL
+    assert made.observe(heavy) is PressureLevel.CRITICAL
+    assert made.level is PressureLevel.CRITICAL
+    assert changes == [(PressureLevel.NORMAL, PressureLevel.CRITICAL)]
+    calm = _sample({-1: 100 * MIB})
+    assert [made.observe(calm) for _ in range(3)] == [
+        PressureLevel.CRITICAL,
+        PressureLevel.CRITICAL,
+        PressureLevel.NORMAL,
+    ]
+    stats = made.stats()
+    assert stats["samples"] == 5
+    assert stats["peak_bytes"] == 900 * MIB
+    assert stats["level"] == "normal"
+
+
+def test_host_reserve_applies_to_observed_samples(manager):
+    made = manager(reserve_bytes=1000)
+    assert made.observe(_sample({0: 1}, host_available=10)) is PressureLevel.CRITICAL
+
+
+def test_slices_are_set_read_and_divided(manager):
+    made = manager()
+    assert made.slices() == {0: 0, 1: 0, 2: 0}
     per_island = made.divide_budget(coordinator_bytes=100 * MIB, shared_bytes=300 * MIB)
     assert per_island == 200 * MIB
     assert [made.slice_bytes(i) for i in range(3)] == [200 * MIB] * 3
     made.set_slice(1, 50 * MIB)
-    assert made.ledger.row(1)["slice_bytes"] == 50 * MIB
-    seq = made.ledger.send_command(1, Command.SHRINK, 0.5)
-    assert made.ledger.pending_command(1) == (Command.SHRINK, 0.5, seq)
+    assert made.slice_bytes(1) == 50 * MIB
+    slices = made.slices()
+    assert slices == {0: 200 * MIB, 1: 50 * MIB, 2: 200 * MIB}
+    slices[0] = 1  # a copy
+    assert made.slice_bytes(0) == 200 * MIB
+    with pytest.raises(BudgetError, match="invalid slice -1 for island 2: cannot be negative"):
+        made.set_slice(2, -1)
+    with pytest.raises(IndexError, match="island 3 out of range 0..2"):
+        made.set_slice(3, 1)
+    with pytest.raises(IndexError, match="island -1 out of range 0..2"):
+        made.slice_bytes(-1)
     with pytest.raises(BudgetError, match="leaves nothing for 3 islands"):
         made.divide_budget(coordinator_bytes=900 * MIB, shared_bytes=200 * MIB)
+    assert made.slices() == {0: 200 * MIB, 1: 50 * MIB, 2: 200 * MIB}  # unchanged by a failure
 
 
-def test_stop_unlinks_the_ledger_and_is_idempotent(manager):
-    made = manager()
-    name = made.ledger.handle.name
-    assert os.path.exists(f"/dev/shm/{name}")
-    made.start()
-    assert made.monitor.running
-    made.stop()
-    made.stop()
+def test_manager_rejects_bad_budget_and_island_count():
+    with pytest.raises(BudgetError, match="invalid memory budget 0: must be positive"):
+        MemoryManager(0, n_islands=1, reserve_bytes=0)
+    with pytest.raises(BudgetError, match="invalid island count 0: need at least 1 island"):
+        MemoryManager(MIB, n_islands=0, reserve_bytes=0)
+
+
+def test_start_and_stop_are_safe_and_idempotent(manager):
+    made = manager(probe=ScriptedProbe([900 * MIB]))
+    assert made.monitor.probe is not None and not made.monitor.can_sample
+    made.start()  # fed by observe(): nothing to sample with, so no thread
     assert not made.monitor.running
-    assert not os.path.exists(f"/dev/shm/{name}")
-    with pytest.raises(ValueError, match="stopped"):
-        _ = made.ledger
+    made.stop()
+    made.stop()
+    with manager() as entered:
+        assert entered.observe(_sample({0: MIB})) is PressureLevel.NORMAL
+    assert not entered.monitor.running
+    # Still usable after stop: nothing was torn down.
+    assert made.observe(_sample({0: 900 * MIB})) is PressureLevel.NORMAL
+    assert made.divide_budget(coordinator_bytes=0, shared_bytes=0) == 1000 * MIB // 3
 
 
 def test_cleanup_counts_and_logs(manager, caplog):

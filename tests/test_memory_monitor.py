@@ -1,4 +1,5 @@
-"""memory.monitor: hysteresis driven by a scripted probe and tick(); one real-thread test."""
+"""memory.monitor: hysteresis driven by tick() on a scripted probe and by observe(); one
+real-thread test."""
 
 import logging
 import threading
@@ -160,6 +161,95 @@ def test_threshold_outside_unit_interval_rejected(value):
 def test_monitor_rejects_bad_budget():
     with pytest.raises(BudgetError, match="invalid memory budget -5: must be positive"):
         MemoryMonitor(ScriptedProbe([1]), -5, pids=lambda: [])
+
+
+# --- observe(): samples taken elsewhere ------------------------------------------------------
+def observed(pss_by_key, host_available=1 << 40, t=0.0):
+    return MemorySample(t=t, pss_by_pid=dict(pss_by_key), host_available_bytes=host_available)
+
+
+def test_observe_enters_after_two_and_leaves_after_three_like_tick():
+    # Keys are worker ids, not pids; the total is what counts.
+    script = [{0: 400, 1: 400}] * 2 + [{0: 660}] * 5 + [{-1: 60, 3: 40}] * 3
+    # 800 = HIGH; 660 is under HIGH but above its leave mark (0.65): HIGH holds. 100 is
+    # under every leave mark: after three such samples the level drops to NORMAL.
+    expected = [N, H, H, H, H, H, H, H, H, N]
+    fed = MemoryMonitor(None, BUDGET)
+    assert [fed.observe(observed(item)) for item in script] == expected
+    ticked = make_monitor([sum(item.values()) for item in script])
+    assert run(ticked, len(script)) == expected
+    assert fed.samples_taken == ticked.samples_taken == len(script)
+    assert fed.peak_bytes == ticked.peak_bytes == 800
+    assert fed.level == N and fed.last_sample.pss_total == 100
+
+
+def test_observe_leaves_only_after_three_samples_below_the_leave_mark():
+    fed = MemoryMonitor(None, BUDGET)
+    assert [fed.observe(observed({0: 900})) for _ in range(2)] == [N, C]
+    # 0.76 is under CRITICAL (0.85) but not under its leave mark (0.75): a calm sample
+    # only counts below the mark, and the count restarts when one is above it.
+    levels = [fed.observe(observed({0: p})) for p in (749, 749, 760, 749, 749, 749)]
+    assert levels == [C, C, C, C, C, H]
+
+
+def test_observe_fires_subscribers_logs_and_tracks_time(caplog):
+    fed = MemoryMonitor(None, BUDGET)
+    changes = []
+    fed.subscribe(lambda old, new, sample: changes.append((old, new, sample.pss_total, sample.t)))
+    with caplog.at_level(logging.INFO, logger="islands.memory"):
+        for t, pss in enumerate([990, 990, 10, 10, 10]):
+            fed.observe(observed({7: pss}, t=float(t)))
+    assert changes == [(N, X, 990, 1.0), (X, N, 10, 4.0)]
+    assert fed.last_change_t == 4.0
+    assert "[MONITOR] Memory pressure: normal -> emergency" in caplog.text
+    assert "[MONITOR] Memory pressure: emergency -> normal" in caplog.text
+
+
+def test_observe_applies_the_host_reserve():
+    fed = MemoryMonitor(None, BUDGET, reserve_bytes=1000)
+    assert fed.observe(observed({0: 1}, host_available=10)) == C
+    assert [fed.observe(observed({0: 1}, host_available=10_000)) for _ in range(3)] == [C, C, N]
+
+
+def test_observe_and_tick_feed_the_same_state():
+    monitor = make_monitor([900])
+    assert monitor.observe(observed({5: 900})) == N
+    assert monitor.tick() == C  # the second sustained sample, whichever way it came
+    assert monitor.samples_taken == 2
+
+
+def test_observe_from_many_threads_counts_every_sample():
+    fed = MemoryMonitor(None, BUDGET)
+
+    def feed():
+        for _ in range(500):
+            fed.observe(observed({0: 100}))
+
+    threads = [threading.Thread(target=feed) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert fed.samples_taken == 2000
+    assert fed.level == N
+
+
+def test_tick_and_start_without_a_probe_raise():
+    fed = MemoryMonitor(None, BUDGET)
+    assert not fed.can_sample
+    with pytest.raises(
+        ValueError, match="cannot tick: this memory monitor has no probe and no pids to sample with"
+    ):
+        fed.tick()
+    with pytest.raises(ValueError, match="cannot start: .*observe"):
+        fed.start()
+    assert not fed.running
+    fed.stop()  # nothing to stop: fine
+    no_pids = MemoryMonitor(ScriptedProbe([1]), BUDGET)
+    with pytest.raises(ValueError, match="has no pids to sample with"):
+        no_pids.tick()
+    assert no_pids.probe_errors == 0 and no_pids.samples_taken == 0
+    assert make_monitor([1]).can_sample
 
 
 def test_background_thread_samples_real_process_and_stop_joins(caplog):

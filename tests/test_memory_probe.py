@@ -1,14 +1,27 @@
-"""memory.probe: the real smaps_rollup probe on live and dead processes; the scripted probe."""
+"""memory.probe: the real smaps_rollup probe on live and dead processes; the scripted probe;
+own_memory() and its fallbacks."""
 
 import os
 import subprocess
 import sys
 import time
 
+import numpy as np
 import psutil
 import pytest
 
-from memory.probe import MemorySample, ProcessProbe, ScriptedProbe, read_smaps_rollup
+import memory
+import memory.probe as probe_module
+from memory.probe import (
+    MemorySample,
+    ProcessMemory,
+    ProcessProbe,
+    ScriptedProbe,
+    own_memory,
+    read_smaps_rollup,
+)
+
+MIB = 1 << 20
 
 
 def test_process_probe_measures_this_process():
@@ -122,3 +135,78 @@ def test_cheap_mode_rereads_after_full_interval():
     # t = 0 full, 1 estimated, 2 full, 3 estimated, 4 full (unless drift forced more).
     assert probe.full_reads >= 3
     assert probe.full_reads + probe.estimated_reads == 5
+
+
+# --- own_memory(): this process measuring itself -------------------------------------------
+def test_own_memory_of_this_process_is_positive_and_consistent():
+    mine = own_memory()
+    assert isinstance(mine, ProcessMemory)
+    assert memory.own_memory is own_memory and memory.ProcessMemory is ProcessMemory
+    assert 0 < mine.uss <= mine.pss <= mine.rss
+    # Agrees with the probe's reading of this pid (a moment apart: a few MB of drift).
+    probed = ProcessProbe().sample([os.getpid()])
+    assert abs(mine.pss - probed.pss_by_pid[os.getpid()]) < 4 * MIB
+    assert abs(mine.rss - probed.rss_by_pid[os.getpid()]) < 4 * MIB
+    with pytest.raises(AttributeError):
+        mine.rss = 0  # frozen
+
+
+def _grows_with_a_touched_array(measure):
+    before = measure()
+    block = np.ones(64 * MIB // 8, dtype=np.float64)  # 64 MB, every page written
+    try:
+        after = measure()
+    finally:
+        del block
+    return before, after
+
+
+def test_own_memory_grows_with_a_64mb_array():
+    before, after = _grows_with_a_touched_array(own_memory)
+    assert after.rss - before.rss >= 40 * MIB
+    assert after.pss - before.pss >= 40 * MIB
+    assert after.uss - before.uss >= 40 * MIB
+
+
+def test_own_memory_falls_back_to_psutil_without_smaps_rollup(monkeypatch):
+    monkeypatch.setattr(probe_module, "read_smaps_rollup", lambda pid: None)
+    mine = own_memory()
+    info = psutil.Process().memory_full_info()
+    assert abs(mine.pss - info.pss) < 4 * MIB
+    assert abs(mine.rss - info.rss) < 4 * MIB
+    before, after = _grows_with_a_touched_array(own_memory)
+    assert after.pss - before.pss >= 40 * MIB
+
+
+def test_own_memory_falls_back_to_statm_without_smaps_or_psutil(monkeypatch):
+    exact = own_memory()
+
+    def unreadable(pid):
+        raise PermissionError(pid)
+
+    def denied(self):
+        raise psutil.AccessDenied(self.pid)
+
+    monkeypatch.setattr(probe_module, "read_smaps_rollup", unreadable)
+    monkeypatch.setattr(psutil.Process, "memory_full_info", denied)
+    mine = own_memory()
+    assert abs(mine.rss - exact.rss) < 4 * MIB
+    assert mine.pss == mine.rss  # statm has no PSS: RSS is the upper bound used
+    assert 0 < mine.uss <= mine.rss
+    before, after = _grows_with_a_touched_array(own_memory)
+    assert after.rss - before.rss >= 40 * MIB
+    assert after.uss - before.uss >= 40 * MIB
+
+
+def test_own_memory_raises_oserror_when_nothing_is_readable(monkeypatch):
+    def gone(pid):
+        raise ProcessLookupError(pid)
+
+    def denied(self):
+        raise psutil.AccessDenied(self.pid)
+
+    monkeypatch.setattr(probe_module, "read_smaps_rollup", lambda pid: None)
+    monkeypatch.setattr(psutil.Process, "memory_full_info", denied)
+    monkeypatch.setattr(probe_module, "read_statm", gone)
+    with pytest.raises(OSError, match="cannot read this process's memory"):
+        own_memory()

@@ -1,20 +1,16 @@
-"""memory.shared: shared arrays and the ledger across real processes, PSS vs RSS, dead sweeps."""
+"""memory.shared: shared arrays across real processes, PSS vs RSS, dead sweeps."""
 
 import errno
 import multiprocessing
 import os
 import pickle
 import signal
-import time
 
 import numpy as np
 import pytest
 
 from memory.probe import ProcessProbe
 from memory.shared import (
-    Command,
-    IslandState,
-    Ledger,
     SharedArray,
     SharedMemoryError,
     segment_name,
@@ -49,30 +45,6 @@ def _child_main(inbox, outbox):
             outbox.put(("written",))
         elif kind == "read":
             outbox.put(("value", float(attached["a"].array[message[1]])))
-        elif kind == "ledger":
-            island = message[2]
-            ledger = Ledger.attach(message[1])
-            ledger.update(
-                island,
-                pid=os.getpid(),
-                state=IslandState.RUNNING,
-                generation=17,
-                best_fitness=3.25,
-                evaluations=1700,
-                population=64,
-                measured_bytes=123 * MIB,
-            )
-            ledger.heartbeat(island)
-            outbox.put(("updated",))
-            # Wait for the coordinator's command, acknowledge it, report what it was.
-            pending = None
-            while pending is None:
-                time.sleep(0.001)
-                pending = ledger.pending_command(island)
-            command, arg, seq = pending
-            ledger.ack_command(island, seq)
-            ledger.close()
-            outbox.put(("command", int(command), arg, seq))
         elif kind == "own":
             owned = SharedArray.create((1024,), np.uint8, tag="orphan")
             owned.array[:] = 7
@@ -194,43 +166,19 @@ def test_full_shm_fails_at_creation_with_a_clear_error(monkeypatch):
 
 
 def test_structured_dtype_round_trips_through_the_handle():
-    ledger = Ledger.create(2)
+    dtype = np.dtype([("count", "<i8"), ("score", "<f8"), ("pair", "<i4", (2,))])
+    owner = SharedArray.create((2,), dtype, tag="struct")
     try:
-        reopened = Ledger.attach(pickle.loads(pickle.dumps(ledger.handle)))
-        reopened.update(0, generation=3)
-        assert ledger.row(0)["generation"] == 3
+        reopened = SharedArray.attach(pickle.loads(pickle.dumps(owner.handle)))
+        assert reopened.array.dtype == dtype and reopened.array.shape == (2,)
+        reopened.array["count"][0] = 3
+        reopened.array["pair"][1] = (5, 6)
+        assert owner.array["count"][0] == 3
+        assert owner.array["pair"][1].tolist() == [5, 6]
         reopened.close()
     finally:
-        ledger.close()
-        ledger.unlink()
-
-
-def test_ledger_rows_commands_and_validation():
-    ledger = Ledger.create(3)
-    try:
-        rows = ledger.snapshot()
-        assert len(rows) == 3
-        assert all(
-            r["state"] is IslandState.STARTING and r["best_fitness"] == float("inf") for r in rows
-        )
-        assert ledger.pending_command(1) is None
-        first = ledger.send_command(1, Command.SHRINK, 0.5)
-        second = ledger.send_command(1, Command.HIBERNATE)
-        assert second == first + 1
-        # One slot: the newer command replaced the unacknowledged one.
-        assert ledger.pending_command(1) == (Command.HIBERNATE, 0.0, second)
-        ledger.ack_command(1, second)
-        assert ledger.pending_command(1) is None
-        snapshot = ledger.snapshot()
-        ledger.update(1, generation=99)
-        assert snapshot[1]["generation"] == 0  # a snapshot is a copy
-        with pytest.raises(KeyError, match="unknown ledger field"):
-            ledger.update(0, fitness=1.0)
-        with pytest.raises(IndexError, match="island 3 out of range 0..2"):
-            ledger.row(3)
-    finally:
-        ledger.close()
-        ledger.unlink()
+        owner.close()
+        owner.unlink()
 
 
 def test_sweep_keeps_live_owners_and_ignores_other_names(tmp_path):
@@ -309,25 +257,3 @@ def test_segment_of_sigkilled_owner_is_swept(children):
     finally:
         mine.close()
         mine.unlink()
-
-
-@pytest.mark.slow
-def test_ledger_across_processes(children):
-    (child,) = children(1)
-    ledger = Ledger.create(4)
-    try:
-        assert child.ask("ledger", ledger.handle, 2) == ("updated",)
-        row = ledger.row(2)
-        assert row["pid"] == child.process.pid
-        assert row["state"] is IslandState.RUNNING
-        assert (row["generation"], row["best_fitness"], row["evaluations"]) == (17, 3.25, 1700)
-        assert (row["population"], row["measured_bytes"]) == (64, 123 * MIB)
-        assert row["heartbeat"] > 0
-        assert ledger.row(1)["pid"] == 0  # other rows untouched
-        seq = ledger.send_command(2, Command.SHRINK, 0.5)
-        assert child.outbox.get(timeout=60) == ("command", int(Command.SHRINK), 0.5, seq)
-        assert ledger.row(2)["command_ack"] == seq
-        assert ledger.pending_command(2) is None
-    finally:
-        ledger.close()
-        ledger.unlink()

@@ -1,10 +1,10 @@
-"""The pressure policy (coordinator.policy.decide) on synthetic ledger snapshots."""
+"""The pressure policy (coordinator.policy.decide) on synthetic island snapshots."""
 
 import math
 
 from coordinator.policy import Action, ActionKind, decide, global_best_island
+from islands.protocol import IslandState
 from memory.monitor import PressureLevel
-from memory.shared import IslandState
 
 MB = 2**20
 

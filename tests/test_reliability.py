@@ -1,7 +1,7 @@
 """Reliability of a run: crashes, restarts, failed checkpoint writes, hostile migrants.
 
 Real island processes throughout. The run-level tests use the coordinator in this
-process (`coordinator.run.Run`) so a test can reach in at the right moment; the ones
+process (`coordinator.run.start_run`) so a test can reach in at the right moment; the ones
 with a real `islands` command and real signals are in tests/test_run_signals.py.
 The only fake here is a full disk (it cannot be had on demand): `islands.checkpoint`
 gets an `os` whose files take half the bytes and then raise ENOSPC.
@@ -23,12 +23,14 @@ from hypothesis import strategies as st
 import islands.checkpoint
 from coordinator.config import RunConfig
 from coordinator.local import LocalBackend
-from coordinator.run import Run
+from coordinator.run import start_run
+from islands.channel import QueueChannel
 from islands.checkpoint import load_state
 from islands.migration import decode_migrants, encode_migrants
+from islands.params import IslandParams
 from islands.problem import build_problem
+from islands.protocol import Deliver, Telemetry
 from islands.worker import IslandLoop, WorkerSpec
-from memory.shared import Ledger
 
 FAULTY_MODULE = '''
 """A problem plugin whose evaluation raises from its `after`-th call in each process."""
@@ -67,7 +69,16 @@ def events(run_dir):
 def best_on_disk(run):
     """Fitness of the solution file as it is on disk now (not the run's own number)."""
     genome = np.load(run.run_dir / "best.npy")
-    return float(run.problem.evaluate(genome[None, :])[0])
+    return float(run.context.problem.evaluate(genome[None, :])[0])
+
+
+def island_pid(run, island):
+    """Pid of the process now running `island` (the LocalBackend's own record), or None."""
+    record = run.parts.backend.workers.get(island)
+    try:
+        return None if record is None else record.process.pid
+    except ValueError:  # that process object was closed: its worker was replaced meanwhile
+        return None
 
 
 def when(predicate, timeout=60.0):
@@ -81,20 +92,22 @@ def when(predicate, timeout=60.0):
 
 @pytest.mark.slow
 def test_a_sigkilled_island_is_restarted_from_its_checkpoint_and_nothing_is_lost(tmp_path):
-    run = Run(config(tmp_path, time_limit=8.0))
+    run = start_run(config(tmp_path, time_limit=8.0))
     seen = {}
 
     def kill_island_one():
         def ready():
-            handle = run.handles.get(1)
-            return (handle is not None and run.manager is not None
+            return (island_pid(run, 1) is not None
                     and (run.run_dir / "checkpoint" / "island-1.msgpack").exists()
                     and (run.run_dir / "best.npy").exists())
         if when(ready):
             time.sleep(0.5)
             seen["best_before"] = best_on_disk(run)
-            seen["pid"] = run.handles[1].pid
+            seen["pid"] = island_pid(run, 1)
             os.kill(seen["pid"], signal.SIGKILL)
+            # Events carry no pids: the restarted island's pid is read from the backend.
+            if when(lambda: island_pid(run, 1) not in (None, seen["pid"])):
+                seen["pid_after"] = island_pid(run, 1)
 
     killer = threading.Thread(target=kill_island_one)
     killer.start()
@@ -110,7 +123,9 @@ def test_a_sigkilled_island_is_restarted_from_its_checkpoint_and_nothing_is_lost
     assert summary["stopped_by"] == "time_limit"
     # The restarted island evolved again, and the best only got better.
     started = [e for e in run_events if e["event"] == "island_started" and e["island"] == 1]
-    assert len(started) == 2 and started[1]["pid"] != seen["pid"]
+    # ... from its checkpoint, in a new process.
+    assert len(started) == 2 and started[1]["restored"]
+    assert seen.get("pid_after") not in (None, seen["pid"])
     assert summary["best_fitness"] <= seen["best_before"]
     assert best_on_disk(run) == summary["best_fitness"]
 
@@ -126,7 +141,7 @@ def faulty_plugin(install_plugin):
 def test_an_exception_in_problem_code_shows_one_traceback_and_the_island_gives_up_after_3(
         tmp_path, faulty_plugin, caplog):
     caplog.set_level("INFO", logger="islands")
-    summary = Run(config(tmp_path, problem=faulty_plugin, time_limit=120.0)).execute()
+    summary = start_run(config(tmp_path, problem=faulty_plugin, time_limit=120.0)).execute()
     assert summary["stopped_by"] == "failed"
     assert summary["failed_islands"] == [0, 1]
     assert summary["island_failures"] == {"0": 3, "1": 3}
@@ -179,12 +194,12 @@ def test_a_failed_coordinator_checkpoint_write_keeps_the_previous_file_and_the_r
         tmp_path, monkeypatch):
     disk = DiskFull()
     monkeypatch.setattr(islands.checkpoint, "os", disk)
-    run = Run(config(tmp_path, time_limit=6.0))
+    run = start_run(config(tmp_path, time_limit=6.0))
     path = run.run_dir / "checkpoint" / "coordinator.msgpack"
     seen = {}
 
     def fill_the_disk_for_a_while():
-        if not when(lambda: path.exists() and run.manager is not None):
+        if not when(path.exists):
             return
         disk.full = True
         time.sleep(0.3)  # a write that began before the disk filled has finished
@@ -218,9 +233,9 @@ SPHERE = build_problem("sphere:dim=8")
 
 def hostile_loop():
     spec = WorkerSpec(island_id=0, n_islands=2, run_id="run-a", problem_spec="sphere:dim=8",
-                      ledger_handle=None, checkpoint_path="unused", population=8, run_seed=1)
-    # incorporate() touches neither the ledger nor the pipes.
-    return IslandLoop(spec, SPHERE, ledger=None, inbox=None, outbox=None)
+                      params=IslandParams(population=8), checkpoint_path="unused", run_seed=1)
+    # Taking migrants does not touch the channel.
+    return IslandLoop(spec, SPHERE, QueueChannel())
 
 
 LOOP = hostile_loop()
@@ -247,9 +262,9 @@ def test_hostile_migrant_bytes_are_dropped_or_taken_never_fatal(payloads):
     loop = LOOP
     population_before = loop.island.population_size
     for payload in payloads:
-        before = loop.stats.as_dict()
-        loop.incorporate([(1, payload)])  # never raises, whatever the bytes
-        after = loop.stats.as_dict()
+        before = loop.exchange.stats.as_dict()
+        loop.exchange.take([payload])  # never raises, whatever the bytes
+        after = loop.exchange.stats.as_dict()
         decodes = decode_migrants(payload, run_id="run-a", genome_shape=SPHERE.genome_shape,
                                   genome_dtype=SPHERE.genome_dtype) is not None
         # Counted once, with its reason: dropped exactly when it does not decode.
@@ -261,52 +276,72 @@ def test_hostile_migrant_bytes_are_dropped_or_taken_never_fatal(payloads):
     assert np.isfinite(loop.island.population.fitness).all()
 
 
+class Telemetries:
+    """The last Telemetry of each island, read from the backend."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.last = {}
+
+    def pump(self, timeout=0.1):
+        for message in self.backend.receive(timeout):
+            if isinstance(message, Telemetry):
+                self.last[message.island] = message
+
+    def generation(self, island):
+        self.pump()
+        last = self.last.get(island)
+        return -1 if last is None else last.generation
+
+
 @pytest.mark.slow
 def test_a_running_island_fed_hostile_bytes_keeps_evolving_and_counts_them(tmp_path):
-    ledger = Ledger.create(2)
     backend = LocalBackend()
     spec = WorkerSpec(island_id=0, n_islands=2, run_id="run-a", problem_spec="sphere:dim=8",
-                      ledger_handle=ledger.handle, checkpoint_path=str(tmp_path / "i.msgpack"),
-                      population=16, run_seed=3, migration_interval=2, best_report_seconds=0.0,
-                      telemetry_seconds=0.0)
-    handle = backend.start(spec)
+                      params=IslandParams(population=16),
+                      checkpoint_path=str(tmp_path / "i.msgpack"), run_seed=3,
+                      migration_interval=2, best_report_s=0.0, telemetry_s=0.0)
+    backend.share(build_problem(spec.problem_spec).shared_arrays())
+    backend.spawn(spec)
+    telemetry = Telemetries(backend)
     try:
-        assert when(lambda: ledger.row(0)["generation"] >= 1)
+        assert when(lambda: telemetry.generation(0) >= 1)
         rng = np.random.default_rng(11)
         payloads = [rng.bytes(int(n)) for n in rng.integers(0, 300, size=20)]
         payloads += [GOOD[: len(GOOD) // 2], GOOD + b"\x00", b"", b"\xc1" * 64]
         for payload in payloads:
-            handle.inbox.put(("migrants", 1, 2, payload))
-        generation = int(ledger.row(0)["generation"])
+            backend.send(0, Deliver(1, 2, payload))
+        generation = telemetry.generation(0)
         stats = {}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and stats.get("dropped", 0) < len(payloads):
-            backend.wait([handle], 0.1)
-            for message in backend.receive(handle):
-                if message[0] == "stats":
-                    stats = message[2]
+            telemetry.pump()
+            if 0 in telemetry.last:
+                stats = telemetry.last[0].migration
         assert stats["dropped"] == len(payloads)
         assert stats["accepted"] == 0 and stats["received"] == 0
-        assert when(lambda: ledger.row(0)["generation"] >= generation + 5)
-        assert handle.process.is_alive()
+        assert when(lambda: telemetry.generation(0) >= generation + 5)
+        assert backend.workers[0].process.is_alive()
     finally:
-        backend.terminate(handle, grace_s=1.0)
-        backend.close(handle)
-        ledger.close()
-        ledger.unlink()
+        backend.kill(0, 1.0)
+        backend.close()
 
 
 def test_resume_refuses_a_run_whose_coordinator_is_still_going(tmp_path):
     from coordinator.run import load_resume
+    from coordinator.setup import checkpoint_state
     from islands.errors import InputError
 
-    run = Run(config(tmp_path))
-    run.run_dir.joinpath("checkpoint").mkdir(parents=True)
-    islands.checkpoint.save_state(run.checkpoint_path, run.coordinator_state())  # ours: alive
-    with pytest.raises(InputError, match="still going"):
-        load_resume(run.run_dir)
-    state = run.coordinator_state()
-    state["pid_started"] = 0.0  # that pid now belongs to another process: the writer is gone
-    islands.checkpoint.save_state(run.checkpoint_path, state)
+    run = start_run(config(tmp_path))  # its run directory is locked from here on
+    try:
+        islands.checkpoint.save_state(run.parts.directory.checkpoint_path,
+                                      checkpoint_state(run.context, run.parts))  # ours: alive
+        with pytest.raises(InputError, match="still going"):
+            load_resume(run.run_dir)
+    finally:
+        # The coordinator is gone: it released its backend, event log and lock.
+        run.parts.backend.close()
+        run.parts.event_log.close()
+        run.parts.directory.close()
     resumed_config, saved = load_resume(run.run_dir, time_limit=3.0)
-    assert saved["run_id"] == run.run_id and resumed_config.time_limit == 3.0
+    assert saved["run_id"] == run.context.run_id and resumed_config.time_limit == 3.0

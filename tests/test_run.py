@@ -6,7 +6,7 @@ import os
 import pytest
 
 from coordinator.config import RunConfig
-from coordinator.run import Run, execute_run
+from coordinator.run import execute_run, start_run
 from islands.checkpoint import load_state
 from memory.probe import MemoryProbe, ScriptedProbe
 
@@ -82,9 +82,9 @@ class ReadyThenScripted(MemoryProbe):
     def sample(self, pids):
         pids = list(pids)
         if not self.started:
-            ledger = self.run.manager.ledger if self.run and self.run.manager else None
-            if ledger is None or len(pids) < 3 or min(
-                    r["generation"] for r in ledger.snapshot()) < 1:
+            records = self.run.parts.supervisor.records if self.run else None
+            if not records or len(pids) < 3 or min(
+                    r.generation for r in records.values()) < 1:
                 return self.calm.sample(pids)
             self.started = True
         return self.script.sample(pids)
@@ -97,9 +97,9 @@ def test_pressure_episode_shrinks_hibernates_terminates_and_resumes(tmp_path, sy
     budget = 1000 * mb
     items = [800 * mb] * 15 + [900 * mb] * 20 + [970 * mb] * 10 + [100 * mb]
     probe = ReadyThenScripted(items, calm_bytes=100 * mb)
-    run = Run(config(tmp_path, generations=None, time_limit=20.0, memory_budget="1000M",
-                     monitor_interval=0.1, population=32, sync=sync, sync_timeout=300.0),
-              probe=probe)
+    run = start_run(config(tmp_path, generations=None, time_limit=20.0, memory_budget="1000M",
+                           monitor_interval=0.1, population=32, sync=sync, sync_timeout=300.0),
+                    probe=probe)
     probe.run = run
     summary = run.execute()
     assert summary["budget_bytes"] == budget

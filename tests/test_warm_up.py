@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from coordinator.config import RunConfig
-from coordinator.run import Run
+from coordinator.run import start_run
 
 SLOW_WARM_UP_MODULE = '''
 import time
@@ -33,7 +33,7 @@ def test_a_warm_up_longer_than_the_time_limit_still_leaves_a_full_search(tmp_pat
                                                                            slow_start_plugin):
     config = RunConfig(problem=slow_start_plugin, islands=1, population=8, time_limit=2.0,
                        seed=3, out=str(tmp_path / "run"), quiet=True)
-    summary = Run(config).execute()
+    summary = start_run(config).execute()
     assert summary["stopped_by"] == "time_limit"
     assert summary["best_fitness"] is not None and summary["generations"] > 0
     assert summary["elapsed_s"] < 3.0 + 2.0  # the warm-up is not part of the run's clock

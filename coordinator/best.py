@@ -1,0 +1,138 @@
+"""The best keeper: the run's best genome, held in memory and written atomically.
+
+Covers: `BestKeeper`. `offer(Improved)` publishes every island improvement, keeps the
+global best (genome, fitness, island, generation), writes `best.*` through the
+problem's `write` to a temporary name and renames it (never half a file), notes the
+time to the first feasible solution (problems with `feasible_below`) and the largest
+generation at the last improvement (for the stagnation rule). `state()` /
+`restore()` are the best's part of the coordinator checkpoint.
+
+Does not cover: when the coordinator checkpoint is written (`coordinator.state`),
+what a genome means (the problem's `describe` and `write`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator.events import EventBus
+from islands.errors import InputError
+from islands.protocol import Improved
+
+logger = logging.getLogger("islands.run")
+
+
+class BestKeeper:
+    def __init__(self, problem: Any, run_dir: Path, bus: EventBus,
+                 clock: Callable[[], float]) -> None:
+        self.problem = problem
+        self.run_dir = run_dir
+        self.bus = bus
+        self.clock = clock
+        self.fitness = math.inf
+        self.genome: np.ndarray | None = None
+        self.island: int | None = None
+        self.generation: int | None = None
+        self.solution_file: Path | None = None
+        self.time_to_feasible: float | None = None
+        self.feasible_below = getattr(problem, "feasible_below", None)
+        self.generation_mark = 0  # the furthest island generation when the best last improved
+
+    def offer(self, message: Improved, generation_mark: int = 0) -> bool:
+        """Take an island's improvement; True if it is a new global best."""
+        improves = message.fitness < self.fitness
+        fields: dict[str, Any] = {"island": message.island, "generation": message.generation,
+                                  "fitness": message.fitness, "global": improves}
+        if not improves:
+            self.bus.publish("improved", **fields)
+            return False
+        try:
+            genome = np.frombuffer(message.genome, dtype=np.dtype(message.dtype)).reshape(
+                tuple(message.shape)).astype(self.problem.genome_dtype)
+        except (TypeError, ValueError) as error:
+            self.bus.publish("bad_message", island=message.island, error=f"best genome: {error}")
+            return False
+        if genome.shape != tuple(np.atleast_1d(self.problem.genome_shape)):
+            self.bus.publish("bad_message", island=message.island, error="best genome shape")
+            return False
+        self.fitness, self.genome = message.fitness, genome.copy()
+        self.island, self.generation = message.island, message.generation
+        self.generation_mark = generation_mark
+        self.bus.publish("improved", **fields, **self._costs())
+        self.write()
+        if (self.feasible_below is not None and self.time_to_feasible is None
+                and message.fitness < self.feasible_below):
+            self.time_to_feasible = self.clock()
+            logger.info("[GA] Feasible solution found after %.1fs (fitness=%.6g)",
+                        self.time_to_feasible, message.fitness)
+            self.bus.publish("feasible", island=message.island, fitness=message.fitness)
+        return True
+
+    def _costs(self) -> dict[str, Any]:
+        """Hard and soft costs where the problem describes them (timetables)."""
+        if self.genome is None or not hasattr(self.problem, "describe"):
+            return {}
+        try:
+            described = self.problem.describe(self.genome)
+        except Exception:  # an event without costs beats no event
+            return {}
+        return {key: described[key] for key in ("hard_violations", "soft_cost") if key in described}
+
+    def write(self) -> None:
+        """`best.*` via `problem.write`, to a temp name then renamed: never half a file."""
+        if self.genome is None:
+            return
+        try:
+            written = Path(self.problem.write(self.genome, self.run_dir / "best-writing"))
+            final = self.run_dir / f"best{written.suffix}"
+            os.replace(written, final)
+            self.solution_file = final
+        except OSError as error:
+            logger.warning("[GA] Could not write the best solution: %s", error)
+
+    @property
+    def found(self) -> bool:
+        return self.genome is not None
+
+    def describe(self) -> dict[str, Any]:
+        if self.genome is None:
+            return {}
+        try:
+            return dict(self.problem.describe(self.genome))
+        except Exception as error:  # a summary without describe() beats no summary
+            logger.warning("[GA] describe() failed: %s", error)
+            return {}
+
+    # -- checkpoint ------------------------------------------------------------------------
+    def state(self) -> dict[str, Any] | None:
+        if self.genome is None:
+            return None
+        genome = np.ascontiguousarray(self.genome)
+        return {"genome": genome.tobytes(), "dtype": genome.dtype.str, "shape": list(genome.shape),
+                "fitness": float(self.fitness), "island": self.island,
+                "generation": self.generation}
+
+    def restore(self, best: Any, source: Path, problem_text: str) -> None:
+        if not best:
+            return
+        try:
+            genome = np.frombuffer(best["genome"], dtype=np.dtype(best["dtype"])).reshape(
+                tuple(best["shape"])).astype(self.problem.genome_dtype)
+            fitness = float(best["fitness"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError(f"checkpoint {source}: best solution is malformed ({error})") from None
+        if tuple(genome.shape) != tuple(np.atleast_1d(self.problem.genome_shape)):
+            raise InputError(f"checkpoint {source}: best solution does not fit problem "
+                             f"{problem_text}")
+        self.genome, self.fitness = genome.copy(), fitness
+        self.island, self.generation = best.get("island"), best.get("generation")
+
+
+__all__ = ["BestKeeper"]

@@ -1,0 +1,88 @@
+"""Subscribers of the event bus that the summary and the log are made from.
+
+Covers: `SummaryRecorder` (what the `--json` summary needs beyond the parts' final
+state: pressure events with their actions, peaks of population and cache bytes over
+the live islands, when every island was evolving) and `ProgressLog` (one log line per
+island at most every PROGRESS_LOG_S, from telemetry events).
+
+Does not cover: `events.jsonl` (`coordinator.events.EventLog`), building the summary
+dict (`coordinator.run`), the coming report and history (they read `events.jsonl`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from coordinator.events import Event
+
+logger = logging.getLogger("islands.run")
+
+PROGRESS_LOG_S = 1.0
+PRESSURE_ACTIONS = ("shrink", "hibernate", "terminate", "resume", "grow")
+
+
+class SummaryRecorder:
+    def __init__(self, n_islands: int, clock: Callable[[], float]) -> None:
+        self.n_islands = n_islands
+        self.clock = clock  # monotonic seconds, for evolution_s
+        self.pressure_events: list[dict[str, Any]] = []
+        self.bytes_of: dict[int, tuple[int, int]] = {}
+        self.peak_population_bytes = 0
+        self.peak_cache_bytes = 0
+        self.evolving: set[int] = set()
+        self.evolving_since: float | None = None
+
+    def __call__(self, event: Event) -> None:
+        kind = event["event"]
+        if kind == "telemetry":
+            self._telemetry(event)
+        elif kind == "pressure":
+            self.pressure_events.append({"t": event["t"], "level": event["new"],
+                                         "action": "level_change", "island": None})
+        elif kind == "action" and event["action"] in PRESSURE_ACTIONS:
+            self.pressure_events.append({"t": event["t"], "level": event["level"],
+                                         "action": event["action"], "island": event["island"]})
+        elif kind in ("crash", "hibernated", "island_done") or (
+                kind == "action" and event["action"] == "terminate"):
+            self.bytes_of.pop(event["island"], None)  # its memory went with its process
+        elif kind == "improved" and self.evolving_since is None:
+            # `evolution_s` starts once every island has reported a best (start-up excluded).
+            self.evolving.add(event["island"])
+            if len(self.evolving) >= self.n_islands:
+                self.evolving_since = self.clock()
+
+    def _telemetry(self, event: Event) -> None:
+        self.bytes_of[event["island"]] = (event["population_bytes"], event["cache_bytes"])
+        self.peak_population_bytes = max(self.peak_population_bytes,
+                                         sum(p for p, _ in self.bytes_of.values()))
+        self.peak_cache_bytes = max(self.peak_cache_bytes, sum(c for _, c in self.bytes_of.values()))
+
+    def evolution_seconds(self, stopped_at: float | None) -> float | None:
+        """Seconds from all islands evolving to the stop (None if they never all did)."""
+        if self.evolving_since is None:
+            return None
+        end = stopped_at if stopped_at is not None else self.clock()
+        return round(max(end - self.evolving_since, 0.0), 3)
+
+
+class ProgressLog:
+    def __init__(self, generations: int | None, clock: Callable[[], float]) -> None:
+        self.generations = "-" if generations is None else str(generations)
+        self.clock = clock
+        self.last: dict[int, tuple[float, int]] = {}
+
+    def __call__(self, event: Event) -> None:
+        if event["event"] != "telemetry":
+            return
+        island, generation = event["island"], event["generation"]
+        now = self.clock()
+        last_time, last_generation = self.last.get(island, (-PROGRESS_LOG_S, -1))
+        if generation != last_generation and now - last_time >= PROGRESS_LOG_S:
+            self.last[island] = (now, generation)
+            logger.info("[GA] Gen %d/%s island %d: best=%.6g", generation, self.generations,
+                        island, float(event["best_fitness"]))
+
+
+__all__ = ["ProgressLog", "SummaryRecorder"]

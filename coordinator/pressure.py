@@ -1,0 +1,237 @@
+"""The pressure controller: memory samples in, the policy's actions out, one at a time.
+
+Covers: `CommandTracker` (commands to islands with sequence numbers, one in flight per
+island, each with a deadline: an island that does not answer in time no longer holds
+the controller; the supervisor's heartbeat deals with a stuck one) and
+`PressureController`: `poll()` takes a memory sample from the backend every monitor
+interval, feeds the MemoryManager's hysteresis, publishes `memory` events every
+MEMORY_EVENT_S and `pressure` events on level changes, and, when no action is in
+flight (acknowledged and re-measured), asks the pure `coordinator.policy.decide` what
+to do and does it: commands for cache / growth / shrink / grow / hibernate, the
+supervisor for terminate (emergency) and resume (calm period).
+
+Does not cover: the thresholds and hysteresis (`memory.monitor`), the policy table
+(`coordinator.policy`), starting processes (`coordinator.supervisor`, the backend).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from coordinator.backend import Backend
+from coordinator.events import EventBus
+from coordinator.policy import Action, ActionKind, decide
+from coordinator.supervisor import Supervisor
+from islands.protocol import Ack, CommandKind
+from memory import MemoryManager, PressureLevel
+from memory.budget import format_bytes
+
+logger = logging.getLogger("islands.run")
+
+COMMAND_DEADLINE_S = 5.0
+MEMORY_EVENT_S = 2.0
+COMMAND_OF_ACTION = {
+    ActionKind.CLEAR_CACHE: CommandKind.CLEAR_CACHE,
+    ActionKind.PAUSE_GROWTH: CommandKind.PAUSE_GROWTH,
+    ActionKind.RESUME_GROWTH: CommandKind.RESUME_GROWTH,
+    ActionKind.SHRINK: CommandKind.SHRINK,
+    ActionKind.GROW: CommandKind.GROW,
+    ActionKind.HIBERNATE: CommandKind.HIBERNATE,
+}
+MAJOR_ACTIONS = (ActionKind.SHRINK, ActionKind.HIBERNATE, ActionKind.TERMINATE,
+                 ActionKind.RESUME, ActionKind.GROW)
+
+
+@dataclass
+class _InFlight:
+    seq: int
+    action: Action
+    sent_at: float
+
+
+class CommandTracker:
+    """Per-island command queues; one command in flight per island until its Ack or deadline."""
+
+    def __init__(self, supervisor: Supervisor, clock: Callable[[], float],
+                 deadline_s: float = COMMAND_DEADLINE_S) -> None:
+        self.supervisor = supervisor
+        self.clock = clock
+        self.deadline_s = deadline_s
+        self.queues: dict[int, deque[Action]] = {}
+        self.in_flight: dict[int, _InFlight] = {}
+        self.next_seq = 0
+        self.expired = 0
+
+    def queue(self, action: Action) -> None:
+        self.queues.setdefault(action.island, deque()).append(action)
+
+    def forget(self, island: int) -> None:
+        """The island's worker is gone: nothing queued for it may reach its successor."""
+        self.queues.pop(island, None)
+        self.in_flight.pop(island, None)
+
+    def on_ack(self, ack: Ack) -> bool:
+        """True if `ack` settled the island's command in flight (a hibernation settles on exit)."""
+        flight = self.in_flight.get(ack.island)
+        if flight is None or ack.seq < flight.seq or flight.action.kind == ActionKind.HIBERNATE:
+            return False
+        del self.in_flight[ack.island]
+        return True
+
+    def settle(self) -> bool:
+        """Drop flights whose island is gone or late, send what is queued; True if any settled."""
+        settled = False
+        now = self.clock()
+        for island, flight in list(self.in_flight.items()):
+            gone = not self.supervisor.records[island].live
+            if gone or now - flight.sent_at > self.deadline_s:
+                if not gone:
+                    self.expired += 1
+                    logger.warning("[GA] Island %d did not answer %s within %.0fs; not waiting "
+                                   "for it", island, flight.action.kind, self.deadline_s)
+                    # Fix (tests/test_pressure.py::test_a_silent_island_holds_the_controller_no_
+                    # longer_than_the_command_deadline): each command queued behind the late one
+                    # went in flight next and held the controller for another full deadline.
+                    # Send them now, untracked: a slow island still takes them, in order.
+                    for action in self.queues.pop(island, ()):
+                        self._send(action, track=False)
+                del self.in_flight[island]
+                settled = True
+        for island, queued in self.queues.items():
+            while queued and island not in self.in_flight:
+                self._send(queued.popleft())
+        return settled
+
+    def _send(self, action: Action, track: bool = True) -> None:
+        if not self.supervisor.records[action.island].live:
+            return
+        self.next_seq += 1
+        if self.supervisor.send_command(action.island, COMMAND_OF_ACTION[action.kind],
+                                        action.arg, seq=self.next_seq) and track:
+            self.in_flight[action.island] = _InFlight(self.next_seq, action, self.clock())
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.in_flight) or any(self.queues.values())
+
+
+class PressureController:
+    """Turn memory samples into actions on islands (see the module docstring)."""
+
+    def __init__(self, manager: MemoryManager, backend: Backend, supervisor: Supervisor,
+                 bus: EventBus, clock: Callable[[], float], *, interval: float,
+                 min_population: int, target_population: int, best_island: Callable[[], int | None],
+                 command_deadline_s: float = COMMAND_DEADLINE_S) -> None:
+        self.manager = manager
+        self.backend = backend
+        self.supervisor = supervisor
+        self.bus = bus
+        self.clock = clock
+        self.interval = interval
+        self.populations = (min_population, target_population)
+        self.best_island = best_island
+        self.commands = CommandTracker(supervisor, clock, command_deadline_s)
+        self.sampled_at = -float("inf")
+        self.memory_event_at = -float("inf")
+        self.samples_after_action = 1  # fresh samples since the last action settled
+        self.policy_level = PressureLevel.NORMAL
+        self.last_action_at = 0.0
+        self.shrink_on_restart: set[int] = set()
+
+    # -- sampling --------------------------------------------------------------------------
+    def poll(self) -> None:
+        now = self.clock()
+        if self.commands.settle():
+            self.samples_after_action = 0
+        if now - self.sampled_at < self.interval:
+            return
+        self.sampled_at = now
+        try:
+            reading = self.backend.memory()
+        except Exception as error:  # a failed reading keeps the level; the run goes on
+            logger.warning("[GA] Memory reading failed, keeping level %s: %s", self.level, error)
+            return
+        old = self.manager.level
+        level = self.manager.observe(reading.to_sample())
+        self.samples_after_action += 1
+        for island, measured in reading.workers.items():
+            self.supervisor.records[island].measured_bytes = measured.uss
+        used = reading.to_sample().pss_total
+        if level != old:
+            self.bus.publish("pressure", old=str(old), new=str(level), used_bytes=used)
+            if level > old:
+                self.manager.cleanup("aggressive" if level >= PressureLevel.HIGH else "normal")
+        if now - self.memory_event_at >= MEMORY_EVENT_S or level != old:
+            self.memory_event_at = now
+            self.bus.publish("memory", used_bytes=used, budget_bytes=self.manager.budget_bytes,
+                             level=str(level), coordinator_bytes=reading.own.pss, islands={
+                                 str(i): {"pss": m.pss, "uss": m.uss,
+                                          "slice": self.manager.slice_bytes(i)}
+                                 for i, m in sorted(reading.workers.items())})
+        self.act(level)
+
+    @property
+    def level(self) -> PressureLevel:
+        return self.manager.level
+
+    def on_ack(self, ack: Ack) -> None:
+        self.bus.publish("ack", island=ack.island, command=str(CommandKind(ack.command)),
+                         seq=ack.seq, population=ack.population, generation=ack.generation)
+        if self.commands.on_ack(ack):
+            self.samples_after_action = 0
+
+    # -- acting ----------------------------------------------------------------------------
+    def act(self, level: PressureLevel) -> None:
+        # An action settles when answered and measured again: the next one sees its effect.
+        if self.commands.busy or self.samples_after_action < 1:
+            return
+        changed = level != self.policy_level
+        now = self.clock()
+        if changed:
+            self.last_action_at = now
+        elif level == PressureLevel.NORMAL and now - self.last_action_at < 3 * self.interval:
+            return  # one step per calm period
+        min_population, target = self.populations
+        actions = decide(level, self.supervisor.snapshot(), min_population=min_population,
+                         target_population=target, level_changed=changed,
+                         best_island=self.best_island())
+        self.policy_level = level
+        for action in actions:
+            self.perform(level, action)
+
+    def perform(self, level: PressureLevel, action: Action) -> None:
+        island = action.island
+        if action.kind in MAJOR_ACTIONS:
+            (logger.warning if level >= PressureLevel.HIGH else logger.info)(
+                "[GA] Memory %s: %s island %d (%s of %s)", level, action.kind, island,
+                format_bytes(self.manager.monitor.last_sample.pss_total
+                             if self.manager.monitor.last_sample else 0),
+                format_bytes(self.manager.budget_bytes))
+            self.last_action_at = self.clock()
+        self.bus.publish("action", level=str(level), action=str(action.kind), island=island,
+                         arg=action.arg)
+        if action.kind == ActionKind.TERMINATE:
+            self.commands.forget(island)
+            self.supervisor.terminate(island)
+            # It comes back at half size, else it would rebuild the same peak at once.
+            self.shrink_on_restart.add(island)
+            self.samples_after_action = 0
+        elif action.kind == ActionKind.RESUME:
+            self.commands.forget(island)
+            from_checkpoint = self.supervisor.start(island, resume=True)
+            self.bus.publish("restart", island=island, reason="resume",
+                             from_checkpoint=from_checkpoint)
+            if island in self.shrink_on_restart:
+                self.shrink_on_restart.discard(island)
+                # Queued before its first generation, so it runs shrunk from the start.
+                self.commands.queue(Action(ActionKind.SHRINK, island, 0.5))
+            self.samples_after_action = 0
+        else:
+            self.commands.queue(action)
+        self.commands.settle()
+
+
+__all__ = ["COMMAND_DEADLINE_S", "CommandTracker", "PressureController"]

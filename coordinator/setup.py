@@ -1,0 +1,226 @@
+"""Putting a run together: from a resolved config to a `Run` whose parts all exist.
+
+Covers: `RunClock` (run time: starts after the problem's one-time warm-up, and counts
+the time a resumed run had already spent), `RunContext` (what every part may read:
+config, plan, problem, run id, resume state) and `build_run`: build the problem, plan
+islands inside the budget (a budget that fits nothing fails before anything is
+created), open and lock the run directory, start the event stream, warm the problem
+up, share its arrays through the backend, and wire the MemoryManager, supervisor,
+router, pressure controller, best keeper and checkpoint writer. What was made is
+undone if a later step fails.
+
+Does not cover: running it (`coordinator.run`), the parts themselves (their modules).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coordinator.autoconfig import HardwarePlan, plan_run
+from coordinator.backend import Backend
+from coordinator.best import BestKeeper
+from coordinator.config import RunConfig
+from coordinator.events import EventBus, EventLog
+from coordinator.local import LocalBackend
+from coordinator.observers import ProgressLog, SummaryRecorder
+from coordinator.pressure import PressureController
+from coordinator.router import MigrantRouter
+from coordinator.state import CheckpointWriter, RunDirectory, default_run_dir
+from coordinator.supervisor import Supervisor
+from islands.errors import InputError
+from islands.params import IslandParams
+from islands.problem import build_problem, parse_spec
+from islands.topology import Topology
+from islands.worker import WorkerSpec
+from memory import MemoryManager, Thresholds
+from memory.budget import compute_budget
+from memory.probe import MemoryProbe, own_memory
+
+logger = logging.getLogger("islands.run")
+
+
+class RunClock:
+    """Seconds of run time; a resumed run starts at the time it had already spent."""
+
+    def __init__(self, prior_elapsed: float = 0.0) -> None:
+        self.started = time.monotonic() - prior_elapsed
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def skip(self, seconds: float) -> None:
+        """Leave `seconds` out of the run time (one-time work such as compiling kernels)."""
+        self.started += seconds
+
+
+@dataclass
+class RunContext:
+    config: RunConfig
+    plan: HardwarePlan
+    problem: Any
+    problem_text: str
+    run_id: str
+    clock: RunClock
+    resume_state: dict[str, Any] | None = None
+    stop: dict[str, Any] = field(default_factory=dict)  # stop_requested / stopped_by / stopped_at
+
+
+@dataclass
+class Parts:
+    """The coordinator's parts of one run, wired."""
+
+    directory: RunDirectory
+    bus: EventBus
+    event_log: EventLog
+    backend: Backend
+    manager: MemoryManager
+    supervisor: Supervisor
+    router: MigrantRouter
+    pressure: PressureController
+    best: BestKeeper
+    checkpoints: CheckpointWriter
+    recorder: SummaryRecorder
+
+
+def plan(config: RunConfig, problem: Any, arrays: dict[str, Any], cores: int | None) -> HardwarePlan:
+    shared_bytes = sum(int(np.asarray(a).nbytes) for a in arrays.values())
+    return plan_run(
+        problem=problem, budget_bytes=compute_budget(config.memory_budget),
+        coordinator_bytes=own_memory().pss, shared_bytes=shared_bytes, islands=config.islands,
+        population=config.population, chunk_size=config.chunk_size, streaming=config.streaming,
+        cores=cores)
+
+
+def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
+              backend: Backend | None = None, cores: int | None = None,
+              resume_state: dict[str, Any] | None = None) -> tuple[RunContext, Parts]:
+    """Everything a run needs, created in order (see the module docstring)."""
+    problem = build_problem(config.problem)
+    problem_text = str(parse_spec(config.problem))
+    arrays = problem.shared_arrays()
+    hardware = plan(config, problem, arrays, cores)
+    try:
+        thresholds = Thresholds(**config.thresholds) if config.thresholds else None
+    except (TypeError, ValueError) as error:
+        raise InputError(f"bad thresholds: {error}") from None
+    run_id = str(resume_state["run_id"]) if resume_state else uuid.uuid4().hex[:12]
+    clock = RunClock(float(resume_state.get("elapsed_s", 0.0)) if resume_state else 0.0)
+    context = RunContext(config, hardware, problem, problem_text, run_id, clock, resume_state)
+    directory = RunDirectory(Path(config.out or default_run_dir(problem_text)))
+    directory.open(config.to_toml())
+    bus = EventBus(clock.elapsed)
+    event_log = EventLog(directory.path / "events.jsonl")
+    bus.subscribe(event_log)
+    backend = backend if backend is not None else LocalBackend(probe)
+    try:
+        logger.info(hardware.log_line())
+        for reason in hardware.reasons:
+            logger.debug("[GA] %s", reason)
+        _warm_up(problem, clock)
+        backend.share(arrays)
+        del arrays
+        parts = _wire(context, directory, bus, event_log, backend, thresholds)
+    except BaseException:
+        backend.close()
+        event_log.close()
+        directory.close()
+        raise
+    return context, parts
+
+
+def _warm_up(problem: Any, clock: RunClock) -> None:
+    started = time.monotonic()
+    problem.warm_up()
+    warm_up_s = time.monotonic() - started
+    # A one-time compilation (first run after install) must not eat the search's time limit.
+    clock.skip(warm_up_s)
+    if warm_up_s > 1.0:
+        logger.info("[GA] Problem warmed up in %.1fs (compiled kernels are cached for the "
+                    "islands and later runs; the time limit starts now)", warm_up_s)
+
+
+def _wire(context: RunContext, directory: RunDirectory, bus: EventBus, event_log: EventLog,
+          backend: Backend, thresholds: Thresholds | None) -> Parts:
+    config, hardware = context.config, context.plan
+    manager = MemoryManager(hardware.budget_bytes, n_islands=hardware.islands,
+                            interval=config.monitor_interval, thresholds=thresholds)
+    for island in range(hardware.islands):
+        manager.set_slice(island, hardware.slice_bytes)
+    # The closures below read `parts`, assigned before any of them is called.
+    supervisor = Supervisor(backend, bus, hardware.islands,
+                            lambda island, resume: worker_spec(context, parts, island, resume),
+                            time.monotonic)
+    router = MigrantRouter(Topology(config.topology, hardware.islands, config.seed), backend, bus,
+                           lambda island: supervisor.records[island].live, time.monotonic)
+    supervisor.on_gone.append(router.source_gone)
+    best = BestKeeper(context.problem, directory.path, bus, context.clock.elapsed)
+    pressure = PressureController(
+        manager, backend, supervisor, bus, time.monotonic, interval=config.monitor_interval,
+        min_population=min(config.min_population, hardware.population),
+        target_population=hardware.population, best_island=lambda: best.island)
+    supervisor.on_gone.append(lambda island, _generation: pressure.commands.forget(island))
+    recorder = SummaryRecorder(hardware.islands, time.monotonic)
+    bus.subscribe(recorder)
+    bus.subscribe(ProgressLog(config.generations, time.monotonic))
+    parts = Parts(directory, bus, event_log, backend, manager, supervisor, router, pressure, best,
+                  CheckpointWriter(directory.checkpoint_path, config.checkpoint_interval, bus,
+                                   lambda: checkpoint_state(context, parts), time.monotonic),
+                  recorder)
+    return parts
+
+
+def worker_spec(context: RunContext, parts: Parts, island: int, resume: bool) -> WorkerSpec:
+    """What island `island` needs to start (from its checkpoint when `resume` and one exists)."""
+    config, hardware = context.config, context.plan
+    checkpoint = parts.directory.island_checkpoint(island)
+    return WorkerSpec(
+        island_id=island, n_islands=hardware.islands, run_id=context.run_id,
+        problem_spec=config.problem or "",
+        params=IslandParams(population=hardware.population, chunk_size=hardware.chunk_size,
+                            streaming=hardware.streaming,
+                            min_population=min(config.min_population, hardware.population),
+                            max_population=hardware.population,
+                            cache_entries=config.cache_entries),
+        checkpoint_path=str(checkpoint), run_seed=config.seed, topology=config.topology,
+        migration_interval=config.migration_interval, migrants=config.migrants,
+        sync=config.sync, sync_timeout=config.sync_timeout, max_generations=config.generations,
+        checkpoint_interval=config.checkpoint_interval,
+        resume_from=str(checkpoint) if resume and checkpoint.exists() else None,
+        time_budget_s=(None if config.time_limit is None
+                       else max(config.time_limit - context.clock.elapsed(), 0.0)),
+        sync_floor=parts.router.sync_floor(island) if resume else {},
+    )
+
+
+def checkpoint_state(context: RunContext, parts: Parts) -> dict[str, Any]:
+    """The coordinator checkpoint: what `islands resume` needs, as msgpack-able values."""
+    records = parts.supervisor.records.values()
+    hardware = context.plan
+    return {
+        "kind": "coordinator",
+        "run_id": context.run_id,
+        "config": dataclasses.asdict(context.config),
+        "plan": {"islands": hardware.islands, "population": hardware.population,
+                 "chunk_size": hardware.chunk_size, "streaming": hardware.streaming},
+        "best": parts.best.state(),
+        "islands": [{"island": r.island, "state": str(r.state), "generation": r.generation,
+                     "evaluations": r.evaluations, "failures": r.failures,
+                     "finished": r.finished} for r in records],
+        "failed_islands": sorted(parts.supervisor.failed_islands),
+        "elapsed_s": round(context.clock.elapsed(), 3),
+        "evaluations": sum(r.evaluations for r in records),
+        "events_offset": parts.event_log.offset(),
+        "stopped_by": context.stop.get("stopped_by"),
+        "written_at": time.time(),
+    }
+
+
+__all__ = ["Parts", "RunClock", "RunContext", "build_run", "checkpoint_state", "worker_spec"]

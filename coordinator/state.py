@@ -1,0 +1,182 @@
+"""The run's state on disk: run directory, its lock, the coordinator checkpoint, resume.
+
+Covers: `default_run_dir`; `RunDirectory` (creates `checkpoint/`, writes the resolved
+`config.toml`, and holds an exclusive lock on `RUN_DIR/.lock` while a coordinator
+works there: the kernel drops it when the process dies, so a crashed run can be
+resumed and a live one cannot be entered twice); `CheckpointWriter` (the coordinator
+checkpoint `checkpoint/coordinator.msgpack`: config, run id, plan, best, per-island
+counts, elapsed time, how it stopped; written atomically at start, on each new best
+without fsync, every `checkpoint_interval` seconds and at the end; a failed write keeps
+the previous file and the run going); `load_resume` / `already_finished` for
+`islands resume`.
+
+Does not cover: island checkpoints (the islands write them, `islands.checkpoint` is
+the format), what goes into the state (the run loop assembles it from its parts).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from coordinator.config import RunConfig
+from coordinator.events import EventBus
+from islands import checkpoint as checkpoint_io
+from islands.errors import InputError
+
+logger = logging.getLogger("islands.run")
+
+COORDINATOR_CHECKPOINT = "coordinator.msgpack"
+LOCK_FILE = ".lock"
+# Stop reasons after which `islands resume` has nothing left to do (unless given a new limit).
+FINISHED_REASONS = ("generations", "finished", "target", "evaluations", "stagnation",
+                    "time_limit", "failed")
+
+
+def default_run_dir(problem_text: str, root: str | Path = "runs") -> Path:
+    """`runs/<timestamp>-<problem>`, made unique if that exists."""
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", problem_text.split(":")[0].split("/")[-1]) or "run"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{name}"
+    candidate, counter = base, 1
+    while candidate.exists():
+        counter += 1
+        candidate = Path(f"{base}-{counter}")
+    return candidate
+
+
+class RunDirectory:
+    """The run directory, locked for this process from `open()` to `close()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.lock_handle: Any = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint" / COORDINATOR_CHECKPOINT
+
+    def island_checkpoint(self, island: int) -> Path:
+        return self.path / "checkpoint" / f"island-{island}.msgpack"
+
+    def open(self, config_toml: str) -> None:
+        try:
+            (self.path / "checkpoint").mkdir(parents=True, exist_ok=True)
+            self.lock_handle = acquire_lock(self.path)
+            (self.path / "config.toml").write_text(config_toml)
+        except OSError as error:
+            self.close()
+            raise InputError(f"cannot use run directory {self.path}: {error.strerror}") from None
+
+    def close(self) -> None:
+        if self.lock_handle is not None:
+            self.lock_handle.close()  # closing the file drops the lock
+            self.lock_handle = None
+
+
+def acquire_lock(run_dir: Path) -> Any:
+    """Lock `run_dir` for this process; InputError if another process holds it."""
+    handle = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise InputError(f"{run_dir}: the run is still going (another islands process holds "
+                         f"{LOCK_FILE}); stop it first (Ctrl-C or SIGTERM)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")  # for people: which process works here
+    handle.flush()
+    return handle
+
+
+class CheckpointWriter:
+    """Writes the coordinator checkpoint from `state()` (atomic; failures counted, not raised)."""
+
+    def __init__(self, path: Path, interval_s: float, bus: EventBus,
+                 state: Callable[[], dict[str, Any]], clock: Callable[[], float]) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self.bus = bus
+        self.state = state
+        self.clock = clock
+        self.last_durable = clock()
+        self.failures = 0
+
+    def write(self, *, durable: bool = True) -> bool:
+        """`durable=False` (each new best) skips the fsync: the periodic write follows soon."""
+        if durable:
+            self.last_durable = self.clock()
+        try:
+            checkpoint_io.save_state(self.path, self.state(), durable=durable)
+        except OSError as error:
+            self.failures += 1
+            # Once per failure streak in the log; every failure in events.jsonl.
+            if self.failures == 1:
+                logger.warning("[GA] Could not write the checkpoint %s (%s); the previous one "
+                               "is kept and the run goes on", self.path, error)
+            self.bus.publish("checkpoint_failed", file=str(self.path), error=str(error))
+            return False
+        self.failures = 0
+        return True
+
+    def maybe_write(self) -> None:
+        if self.clock() - self.last_durable >= self.interval_s:
+            self.write()
+
+
+def load_resume(
+    run_dir: str | Path, *, generations: int | None = None, time_limit: float | None = None
+) -> tuple[RunConfig, dict[str, Any]]:
+    """The config and coordinator state to resume `run_dir`; InputError if there is none.
+
+    `generations` / `time_limit`, when given, replace the run's own limits (the time
+    limit counts the time already spent).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoint" / COORDINATOR_CHECKPOINT
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such run directory")
+    if not path.exists():
+        raise InputError(f"{run_dir}: no checkpoint to resume from ({path} is missing)")
+    state = checkpoint_io.load_state(path)
+    if state.get("kind") != "coordinator" or not isinstance(state.get("config"), dict):
+        raise InputError("not a coordinator checkpoint", path=path)
+    try:
+        config = RunConfig(**state["config"])
+        plan = state.get("plan") or {}
+        # The same islands as before: their checkpoints are per island.
+        for key in ("islands", "population", "chunk_size", "streaming"):
+            if plan.get(key) is not None:
+                setattr(config, key, plan[key])
+        str(state["run_id"])
+        float(state.get("elapsed_s", 0.0))
+    except (TypeError, ValueError, KeyError) as error:
+        raise InputError(f"checkpoint is malformed ({error})", path=path) from None
+    acquire_lock(run_dir).close()  # refuses while the run's coordinator still works there
+    # Islands resume from their own files: a damaged one is reported now, not 3 crashes later.
+    for island_file in sorted((run_dir / "checkpoint").glob("island-*.msgpack")):
+        checkpoint_io.load_state(island_file)
+    config.out = str(run_dir)
+    if generations is not None:
+        config.generations = generations
+    if time_limit is not None:
+        config.time_limit = time_limit
+    config.validate(str(path))
+    return config, state
+
+
+def already_finished(state: dict[str, Any]) -> str | None:
+    """The stop reason if the checkpointed run finished (nothing left to resume)."""
+    reason = state.get("stopped_by")
+    return reason if reason in FINISHED_REASONS else None
+
+
+__all__ = ["COORDINATOR_CHECKPOINT", "FINISHED_REASONS", "CheckpointWriter", "RunDirectory",
+           "acquire_lock", "already_finished", "default_run_dir", "load_resume"]

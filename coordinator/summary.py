@@ -1,0 +1,83 @@
+"""The run summary: the `--json` object and `summary.json`, made from the parts at the end.
+
+Covers: `build_summary(context, parts, stopped_by)`: the DESIGN.md summary fields
+(problem, best fitness, islands, generations, evaluations, elapsed, budget, peak memory,
+pressure events, run dir, stop reason) plus the project's additions (time to feasible,
+cleanups, migrants, failed islands, plan, evolution time, population and cache bytes,
+run id, island failures, and the problem's `describe()` of the best, such as hard and
+soft costs of a timetable). It writes `summary.json` (a failed write is logged; the
+summary is still returned and printed), publishes the `summary` event and logs the
+closing lines.
+
+Does not cover: collecting along the way (`coordinator.observers.SummaryRecorder`),
+printing it (`coordinator.cli`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from memory.budget import format_bytes
+
+if TYPE_CHECKING:
+    from coordinator.setup import Parts, RunContext
+
+logger = logging.getLogger("islands.run")
+
+
+def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[str, Any]:
+    records = list(parts.supervisor.records.values())
+    stats = parts.manager.stats()
+    migrants = parts.router.totals()
+    parts.bus.publish("migration", **migrants)
+    best, hardware, recorder = parts.best, context.plan, parts.recorder
+    summary: dict[str, Any] = {
+        "problem": context.problem_text,
+        "best_fitness": best.fitness if math.isfinite(best.fitness) else None,
+        "islands": hardware.islands,
+        "generations": max((r.generation for r in records), default=0),
+        "evaluations": sum(r.evaluations for r in records),
+        "elapsed_s": round(context.clock.elapsed(), 3),
+        "budget_bytes": int(hardware.budget_bytes),
+        "peak_memory_bytes": int(stats.get("peak_bytes", 0)),
+        "pressure_events": recorder.pressure_events,
+        "run_dir": str(parts.directory.path),
+        "stopped_by": stopped_by,
+        "time_to_feasible_s": None if best.time_to_feasible is None
+        else round(best.time_to_feasible, 3),
+        "cleanups": int(stats.get("cleanups", 0)),
+        "bytes_freed": int(stats.get("bytes_freed", 0)),
+        "migrants": migrants,
+        "failed_islands": sorted(parts.supervisor.failed_islands),
+        "population": hardware.population,
+        "chunk_size": hardware.chunk_size,
+        "streaming": hardware.streaming,
+        "seed": context.config.seed,
+        "solution_file": str(best.solution_file) if best.solution_file else None,
+        "evolution_s": recorder.evolution_seconds(context.stop.get("stopped_at")),
+        "population_bytes": int(recorder.peak_population_bytes),
+        "cache_bytes": int(recorder.peak_cache_bytes),
+        "run_id": context.run_id,
+        "resumed": context.resume_state is not None,
+        "island_failures": {str(r.island): r.failures for r in records if r.failures},
+    }
+    summary.update(best.describe())
+    try:
+        (parts.directory.path / "summary.json").write_text(
+            json.dumps(summary, indent=2, default=str))
+    except OSError as error:  # the summary is still returned (and printed with --json)
+        logger.warning("[GA] Could not write summary.json: %s", error)
+    parts.bus.publish("summary", stopped_by=stopped_by, best_fitness=summary["best_fitness"])
+    fitness_text = f"{best.fitness:.6g}" if math.isfinite(best.fitness) else "none"
+    logger.info("[GA] Complete: fitness=%s, cleanups=%d, freed=%s (stopped by %s, run dir %s)",
+                fitness_text, summary["cleanups"], format_bytes(summary["bytes_freed"]),
+                stopped_by, parts.directory.path)
+    if best.solution_file is not None:
+        logger.info("[GA] Best solution: %s", best.solution_file)
+    return summary
+
+
+__all__ = ["build_summary"]

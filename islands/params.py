@@ -1,0 +1,94 @@
+"""Island parameters: the one dataclass that travels from the config to the worker to the Island.
+
+Covers: `IslandParams` (population bounds, streaming and chunk size, fitness-cache
+bounds, operator parameters), its range checks, and its form inside an island
+checkpoint (`checkpoint_config()` / `from_checkpoint()`, the `config` map of
+`Island.state()`, unchanged on disk).
+
+Does not cover: choosing the values (the coordinator's config and auto-configuration),
+using them (`islands.island.Island`, `islands.population.StreamingPopulation`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from islands.errors import InputError
+
+OPERATOR_PARAMS = ("elite_count", "tournament_size", "crossover_rate", "improve_count")
+
+
+@dataclass(frozen=True)
+class IslandParams:
+    """How one island evolves. `max_population` None means the initial population.
+
+    `cache_entries=0` (or `cache_bytes=0`) turns the fitness cache off; both None means
+    the island's default bound (an unbounded cache is what froze the old system).
+    """
+
+    population: int
+    chunk_size: int | None = None
+    streaming: bool = True
+    min_population: int = 4
+    max_population: int | None = None
+    cache_entries: int | None = 10_000
+    cache_bytes: int | None = None
+    elite_count: int = 1
+    tournament_size: int = 2
+    crossover_rate: float = 0.9
+    improve_count: int | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.population) < 1:
+            raise InputError(f"population size must be at least 1, got {self.population}")
+        if int(self.min_population) < 1:
+            raise InputError(f"min_population must be at least 1, got {self.min_population}")
+        if self.max_population is not None and int(self.max_population) < min(
+                int(self.min_population), int(self.population)):
+            raise InputError(f"max_population {self.max_population} is below the minimum population")
+
+    @property
+    def population_cap(self) -> int:
+        """The most this island may grow to."""
+        return int(self.population if self.max_population is None else self.max_population)
+
+    def operator_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in OPERATOR_PARAMS}
+
+    def replace(self, **changes: Any) -> IslandParams:
+        return dataclasses.replace(self, **changes)
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """The `config` map of an island checkpoint (its format predates this class)."""
+        return {
+            "streaming": bool(self.streaming),
+            "cache_entries": self.cache_entries,
+            "cache_bytes": self.cache_bytes,
+            "min_population": int(self.min_population),
+            "max_population": self.population_cap,
+            "operator_params": self.operator_params(),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, config: dict[str, Any], *, population: int,
+                        chunk_size: int | None) -> IslandParams:
+        """Parameters saved by `checkpoint_config()`; KeyError/TypeError if malformed."""
+        operators = dict(config["operator_params"])
+        unknown = sorted(set(operators) - set(OPERATOR_PARAMS))
+        if unknown:
+            raise InputError(f"unknown island parameter {unknown[0]!r} in checkpoint")
+        return cls(
+            population=int(population),
+            chunk_size=chunk_size,
+            streaming=bool(config["streaming"]),
+            min_population=int(config["min_population"]),
+            max_population=int(config["max_population"]),
+            cache_entries=config["cache_entries"],
+            cache_bytes=config["cache_bytes"],
+            **operators,
+        )
+
+
+__all__ = ["OPERATOR_PARAMS", "IslandParams"]
