@@ -124,13 +124,13 @@ def test_improve_calls_continue_one_cooling_schedule(generated):
     rng = np.random.default_rng(4)
     genomes = problem.random(rng, 2)
     fitness = problem.evaluate(genomes)
-    temperatures = [problem._schedule_temperature]
+    temperatures = [problem.cooling.temperature]
     for _ in range(6):
         improved, improved_fitness = problem.improve(genomes, fitness, rng)
         assert (improved_fitness <= fitness).all()
         assert np.array_equal(improved_fitness, problem.evaluate(improved))
         genomes, fitness = improved, improved_fitness
-        temperatures.append(problem._schedule_temperature)
+        temperatures.append(problem.cooling.temperature)
     # Each call starts where the last one stopped: the temperature falls (or reheats to
     # half the start once the cycle ends), never resets to t_start.
     assert all(t < problem.t_start for t in temperatures[1:])

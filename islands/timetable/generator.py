@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from islands.errors import InputError
-from islands.timetable.instance import Instance, _csr, write_ctt
+from islands.timetable.instance import write_ctt
+from islands.timetable.model import Instance, _csr
 
 # Room-periods kept free so a timetable can exist and the search has room to move.
 MAX_OCCUPANCY = 0.9

@@ -1,8 +1,10 @@
-"""ITC-2007 track 3 instances (`.ctt`): the `Instance` data and its reader and writer.
+"""ITC-2007 track 3 instance files (`.ctt`): the reader and the writer.
 
-Covers: parsing a `.ctt` file into numpy arrays with strict checks (every user error is one
-`InputError` line naming the file and line), writing it back, and the derived data the
-evaluators need (lecture -> course, course conflicts, curricula per course, availability).
+Covers: parsing a `.ctt` file into an `Instance` with strict checks (every user error is
+one `InputError` line naming the file and line) and writing it back in the competition's
+layout. `Instance` itself (its parts and the derived data the evaluators need: lecture ->
+course, course conflicts, curricula per course, availability) lives in
+`islands.timetable.model` and is re-exported here.
 
 Does not cover: solutions (`islands.timetable.solution`), the cost
 (`islands.timetable.validate`) or search (`islands.timetable.problem`).
@@ -10,170 +12,17 @@ Does not cover: solutions (`islands.timetable.solution`), the cost
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from islands.errors import InputError, read_user_text
+from islands.timetable.model import Instance, _csr
+
+__all__ = ["Instance", "format_ctt", "read_ctt", "write_ctt"]
 
 HEADER_KEYS = ("Name", "Courses", "Rooms", "Days", "Periods_per_day", "Curricula", "Constraints")
 SECTIONS = ("COURSES:", "ROOMS:", "CURRICULA:", "UNAVAILABILITY_CONSTRAINTS:")
-
-
-def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
-    offsets[1:] = np.cumsum([len(items) for items in lists])
-    flat = np.fromiter((i for items in lists for i in items), dtype=np.int32, count=int(offsets[-1]))
-    return offsets, flat
-
-
-@dataclass(eq=False)
-class Instance:
-    """One CB-CTT instance. Courses, rooms and curricula keep their file order.
-
-    Periods are numbered `day * periods_per_day + period_of_day`. Lectures are numbered
-    course by course: the lectures of course `c` are
-    `course_first_lecture[c] .. course_first_lecture[c + 1] - 1`.
-    """
-
-    name: str
-    days: int
-    periods_per_day: int
-    course_names: list[str]
-    course_teachers: list[str]
-    course_lectures: np.ndarray  # int32 [C]
-    course_min_days: np.ndarray  # int32 [C]
-    course_students: np.ndarray  # int32 [C]
-    room_names: list[str]
-    room_capacity: np.ndarray  # int32 [R]
-    curriculum_names: list[str]
-    curriculum_offsets: np.ndarray  # int32 [Q+1], CSR into curriculum_members
-    curriculum_members: np.ndarray  # int32, course indices
-    unavailability: np.ndarray  # int32 [K, 3]: course, day, period_of_day (file order)
-    # Derived in __post_init__.
-    course_teacher: np.ndarray = field(init=False)  # int32 [C], teacher index
-    teacher_names: list[str] = field(init=False)
-    course_first_lecture: np.ndarray = field(init=False)  # int32 [C+1]
-    lecture_course: np.ndarray = field(init=False)  # int32 [L]
-    available: np.ndarray = field(init=False)  # bool [C, P]
-    conflict_offsets: np.ndarray = field(init=False)  # int32 [C+1], CSR of conflicting courses
-    conflict_courses: np.ndarray = field(init=False)
-    course_curricula_offsets: np.ndarray = field(init=False)  # int32 [C+1]
-    course_curricula: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.course_lectures = np.asarray(self.course_lectures, dtype=np.int32)
-        self.course_min_days = np.asarray(self.course_min_days, dtype=np.int32)
-        self.course_students = np.asarray(self.course_students, dtype=np.int32)
-        self.room_capacity = np.asarray(self.room_capacity, dtype=np.int32)
-        self.curriculum_offsets = np.asarray(self.curriculum_offsets, dtype=np.int32)
-        self.curriculum_members = np.asarray(self.curriculum_members, dtype=np.int32)
-        self.unavailability = np.asarray(self.unavailability, dtype=np.int32).reshape(-1, 3)
-        teacher_index: dict[str, int] = {}
-        for teacher in self.course_teachers:
-            teacher_index.setdefault(teacher, len(teacher_index))
-        self.teacher_names = list(teacher_index)
-        self.course_teacher = np.array(
-            [teacher_index[t] for t in self.course_teachers], dtype=np.int32
-        )
-        self.course_first_lecture = np.zeros(self.n_courses + 1, dtype=np.int32)
-        self.course_first_lecture[1:] = np.cumsum(self.course_lectures)
-        self.lecture_course = np.repeat(
-            np.arange(self.n_courses, dtype=np.int32), self.course_lectures
-        ).astype(np.int32)
-        self.available = np.ones((self.n_courses, self.n_periods), dtype=bool)
-        if len(self.unavailability):
-            course, day, period = self.unavailability.T
-            self.available[course, day * self.periods_per_day + period] = False
-        # Conflicts: same curriculum or same teacher. Sets, so a pair counts once.
-        neighbours: list[set[int]] = [set() for _ in range(self.n_courses)]
-        curricula_of: list[list[int]] = [[] for _ in range(self.n_courses)]
-        for q in range(self.n_curricula):
-            members = self.curriculum(q)
-            for c in members:
-                curricula_of[int(c)].append(q)
-                neighbours[int(c)].update(int(m) for m in members)
-        by_teacher: dict[int, list[int]] = {}
-        for c, t in enumerate(self.course_teacher):
-            by_teacher.setdefault(int(t), []).append(c)
-        for courses in by_teacher.values():
-            for c in courses:
-                neighbours[c].update(courses)
-        for c in range(self.n_courses):
-            neighbours[c].discard(c)
-        self.conflict_offsets, self.conflict_courses = _csr([sorted(n) for n in neighbours])
-        self.course_curricula_offsets, self.course_curricula = _csr(curricula_of)
-
-    @property
-    def n_courses(self) -> int:
-        return len(self.course_names)
-
-    @property
-    def n_rooms(self) -> int:
-        return len(self.room_names)
-
-    @property
-    def n_curricula(self) -> int:
-        return len(self.curriculum_names)
-
-    @property
-    def n_periods(self) -> int:
-        return self.days * self.periods_per_day
-
-    @property
-    def n_lectures(self) -> int:
-        return int(self.course_lectures.sum())
-
-    def curriculum(self, q: int) -> np.ndarray:
-        """Course indices of curriculum `q`."""
-        return self.curriculum_members[self.curriculum_offsets[q] : self.curriculum_offsets[q + 1]]
-
-    def conflicts_of(self, c: int) -> np.ndarray:
-        """Courses that conflict with course `c` (shared curriculum or teacher)."""
-        return self.conflict_courses[self.conflict_offsets[c] : self.conflict_offsets[c + 1]]
-
-    def conflict_matrix(self) -> np.ndarray:
-        """Dense bool [C, C] conflict matrix (for tests and small instances only)."""
-        matrix = np.zeros((self.n_courses, self.n_courses), dtype=bool)
-        for c in range(self.n_courses):
-            matrix[c, self.conflicts_of(c)] = True
-        return matrix
-
-    def course_index(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.course_names)}
-
-    def room_index(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.room_names)}
-
-    def equals(self, other: Instance) -> bool:
-        """Same data (names, numbers, curricula, constraints in file order)."""
-        return (
-            self.name == other.name
-            and self.days == other.days
-            and self.periods_per_day == other.periods_per_day
-            and self.course_names == other.course_names
-            and self.course_teachers == other.course_teachers
-            and self.room_names == other.room_names
-            and self.curriculum_names == other.curriculum_names
-            and all(
-                np.array_equal(getattr(self, a), getattr(other, a))
-                for a in (
-                    "course_lectures",
-                    "course_min_days",
-                    "course_students",
-                    "room_capacity",
-                    "curriculum_offsets",
-                    "curriculum_members",
-                    "unavailability",
-                )
-            )
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Instance) and self.equals(other)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 class _Lines:

@@ -7,9 +7,10 @@ greedy construction, mutation (move, swap, Kempe chain), course-preserving cross
 clash repair, simulated-annealing local search with delta evaluation (`improve`), sharing
 the instance through shared memory (`shared_arrays` / `attach`), `describe` and `write`.
 
-Does not cover: the compiled loops (`islands.timetable.kernels`), file formats
-(`instance`, `solution`), the reference evaluator (`validate`) or the evolution around
-it (`islands.population`, `islands.island`).
+Does not cover: the tuning parameters and the cross-call cooling schedule
+(`islands.timetable.settings`), the compiled loops (`islands.timetable.kernels`), the
+instance and its file formats (`model`, `instance`, `solution`), the reference evaluator
+(`validate`) or the evolution around it (`islands.population`, `islands.island`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import numpy as np
 
 from islands.errors import InputError
 from islands.timetable import kernels
-from islands.timetable.instance import Instance, read_ctt
+from islands.timetable.instance import read_ctt
+from islands.timetable.model import Instance
+from islands.timetable.settings import CoolingSchedule, SearchSettings
 from islands.timetable.solution import genome_to_entries, write_sol
 
 HARD_WEIGHT = 10_000
@@ -94,35 +97,19 @@ def _split(text: str) -> list[str]:
     return text.split("\t") if text else []
 
 
-# Seconds of improve() calls one cooling cycle lasts when the run sets no time budget.
-DEFAULT_ANNEAL_S = 30.0
+def _setting(name: str, doc: str = "") -> property:
+    """A read-only view of one of the search settings (`problem.settings.NAME`)."""
+    return property(lambda self: getattr(self.settings, name), doc=doc or f"`settings.{name}`")
 
 
 class TimetableProblem:
     """CB-CTT as a Problem. Spec: `timetable:PATH.ctt[,ls_moves=N,...]` or `PATH.ctt`.
 
-    Tuning parameters (all spec parameters):
-    - ls_moves: move evaluations per genome per `improve` call (effort of the local search).
-    - t_start, t_end: annealing temperatures.
-    - anneal_s: how `improve()` cools. 0: every call anneals from t_start to t_end.
-      > 0 (the default): the calls of one island form one long annealing: each call
-      continues from where the last one stopped, the temperature falling from t_start
-      to t_end over anneal_s seconds of calls, then it reheats (to half of t_start) and
-      cools again. Short calls from a hot start would undo what the last calls
-      found; continuing the schedule lets the population anneal together. Unset, it
-      is 30 s, or the island's whole remaining time when the run has a time limit
-      (`set_time_budget`, called by the worker): one cooling over the run.
-    - ls_hard_weight: weight of a hard violation inside the annealing (the reported
-      fitness always uses HARD_WEIGHT).
-    - period_only, room_only: shares of candidate moves that keep the room / the period.
-    - mutate_changes, kempe_prob: size of a mutation and the share of Kempe-chain moves.
-    - population: the preferred population per island. Small (2): each member is one
-      annealing trajectory, and the island's moves are shared among them.
-    - crossover_share: share of courses a child takes from its second parent (the rest
-      from the first; a timetable annealed to a low cost survives a few foreign courses
-      better than a half-and-half mix, which the repair and a cool search cannot mend).
-    - repair_moves: effort of the hard-constraints-only annealing that `random()` runs on
-      constructed timetables that are not feasible (0: none).
+    The spec's tuning parameters (ls_moves, t_start, t_end, ls_hard_weight, period_only,
+    room_only, mutate_changes, kempe_prob, population, anneal_s, repair_moves,
+    crossover_share) are described in `SearchSettings` and kept, validated, in
+    `settings`; they read as attributes too (`problem.ls_moves`, ...). `cooling` is the
+    annealing temperature successive `improve()` calls continue (`CoolingSchedule`).
     """
 
     name = "timetable"
@@ -152,35 +139,15 @@ class TimetableProblem:
             if not path:
                 raise InputError("timetable problem needs an instance: timetable:PATH.ctt")
             instance = read_ctt(path)
-        if int(ls_moves) < 0 or float(t_start) <= 0 or float(t_end) <= 0 or int(population) < 1:
-            raise InputError(
-                "timetable: ls_moves must be >= 0, t_start and t_end > 0, population >= 1"
-            )
-        if not 0 <= float(period_only) + float(room_only) <= 1:
-            raise InputError("timetable: period_only + room_only must lie in [0, 1]")
+        self.settings = SearchSettings(
+            ls_moves=ls_moves, t_start=t_start, t_end=t_end, ls_hard_weight=ls_hard_weight,
+            period_only=period_only, room_only=room_only, mutate_changes=mutate_changes,
+            kempe_prob=kempe_prob, population=population, anneal_s=anneal_s,
+            repair_moves=repair_moves, crossover_share=crossover_share,
+        )
         self.path = str(path)
         self.instance = instance
-        self.ls_moves = int(ls_moves)
-        self.t_start = float(t_start)
-        self.t_end = float(t_end)
-        self.ls_hard_weight = float(ls_hard_weight)
-        self.period_only = float(period_only)
-        self.room_only = float(room_only)
-        self.mutate_changes = int(mutate_changes)
-        self.kempe_prob = float(kempe_prob)
-        self.preferred_population = int(population)
-        # Unset: 30 s cycles, or one cycle over the run's time limit (set_time_budget).
-        self.anneal_s_given = anneal_s is not None
-        anneal_s = DEFAULT_ANNEAL_S if anneal_s is None else anneal_s
-        if float(anneal_s) < 0:
-            raise InputError("timetable: anneal_s must be >= 0")
-        self.anneal_s = float(anneal_s)
-        self.repair_moves = int(repair_moves)
-        if not 0 <= float(crossover_share) <= 1:
-            raise InputError("timetable: crossover_share must lie in [0, 1]")
-        self.crossover_share = float(crossover_share)
-        self._schedule_temperature = self.t_start
-        self._cycle_start_temperature = self.t_start
+        self.cooling = CoolingSchedule(self.settings.t_start, self.settings.t_end, anneal_s)
         self.data = kernel_data(instance)
         self.genome_shape = (instance.n_lectures,)
         dims = self.data[0]
@@ -193,6 +160,23 @@ class TimetableProblem:
             max(kernels.state_nbytes(dims), evaluate_bytes) + 2 * 4 * instance.n_lectures
         )
         self._state = None
+
+    ls_moves = _setting("ls_moves")
+    t_start = _setting("t_start")
+    t_end = _setting("t_end")
+    ls_hard_weight = _setting("ls_hard_weight")
+    period_only = _setting("period_only")
+    room_only = _setting("room_only")
+    mutate_changes = _setting("mutate_changes")
+    kempe_prob = _setting("kempe_prob")
+    repair_moves = _setting("repair_moves")
+    crossover_share = _setting("crossover_share")
+    preferred_population = _setting("population", "The preferred population per island.")
+
+    @property
+    def anneal_s(self) -> float:
+        """Seconds one cooling cycle of `improve()` lasts now (0: no schedule)."""
+        return self.cooling.anneal_s
 
     # -- shared memory ---------------------------------------------------------------
     def shared_arrays(self) -> dict[str, np.ndarray]:
@@ -257,7 +241,7 @@ class TimetableProblem:
         state = self._work_state()
         for i, seed in enumerate(self._seeds(rng, n)):
             kernels.construct(genomes[i], int(seed), self.data, state)
-        if self.repair_moves > 0:
+        if self.settings.repair_moves > 0:
             # Greedy construction leaves a few conflicts on tight instances (comp05):
             # a short annealing on the hard constraints alone (soft costs are noise at
             # these temperatures) removes most of them.
@@ -265,7 +249,7 @@ class TimetableProblem:
             infeasible = np.nonzero(fitness >= HARD_WEIGHT)[0]
             if len(infeasible):
                 repaired, _, _ = self.improve_with_stats(
-                    genomes[infeasible], fitness[infeasible], rng, self.repair_moves,
+                    genomes[infeasible], fitness[infeasible], rng, self.settings.repair_moves,
                     t_range=REPAIR_TEMPERATURES, hard_weight=REPAIR_HARD_WEIGHT,
                 )
                 genomes[infeasible] = repaired
@@ -275,8 +259,10 @@ class TimetableProblem:
         children = np.array(genomes, dtype=np.int32, copy=True).reshape(-1, self.genome_shape[0])
         state = self._work_state()
         for i, seed in enumerate(self._seeds(rng, len(children))):
-            changes = int(rng.integers(1, self.mutate_changes + 1))
-            kernels.mutate_one(children[i], int(seed), changes, self.kempe_prob, self.data, state)
+            changes = int(rng.integers(1, self.settings.mutate_changes + 1))
+            kernels.mutate_one(
+                children[i], int(seed), changes, self.settings.kempe_prob, self.data, state
+            )
         return children
 
     def crossover(
@@ -288,7 +274,7 @@ class TimetableProblem:
         state = self._work_state()
         for i, seed in enumerate(self._seeds(rng, len(a))):
             kernels.crossover_courses(
-                a[i], b[i], int(seed), self.crossover_share, self.data, state, children[i]
+                a[i], b[i], int(seed), self.settings.crossover_share, self.data, state, children[i]
             )
         return children
 
@@ -306,8 +292,7 @@ class TimetableProblem:
 
     def set_time_budget(self, seconds: float) -> None:
         """Pace one cooling over the island's remaining time, unless anneal_s was given."""
-        if not self.anneal_s_given and seconds > 0:
-            self.anneal_s = max(1.0, 0.95 * float(seconds))
+        self.cooling.set_time_budget(seconds)
 
     def improve(
         self,
@@ -319,24 +304,16 @@ class TimetableProblem:
         """Simulated annealing on each genome; a result is never worse than its input.
 
         With `anneal_s > 0` and no explicit `ls_moves`, successive calls continue one
-        cooling schedule (see the class docstring); else each call is a full anneal."""
-        if self.anneal_s <= 0 or ls_moves is not None:
+        cooling schedule (`CoolingSchedule`); else each call is a full anneal."""
+        if not self.cooling.active or ls_moves is not None:
             improved, improved_fitness, _ = self.improve_with_stats(genomes, fitness, rng, ls_moves)
             return improved, improved_fitness
         started = time.perf_counter()
-        high = self._schedule_temperature
-        # Cool by the share of the cycle one call took last time (first call: 1 %).
-        share = getattr(self, "_last_call_share", 0.01)
-        low = max(high * (self.t_end / self._cycle_start_temperature) ** share, self.t_end)
+        high, low = self.cooling.next_range()
         improved, improved_fitness, _ = self.improve_with_stats(
             genomes, fitness, rng, None, t_range=(high, low)
         )
-        self._last_call_share = min((time.perf_counter() - started) / self.anneal_s, 1.0)
-        if low <= self.t_end * 1.0001:
-            self._cycle_start_temperature = self.t_start / 2  # reheat
-            self._schedule_temperature = self._cycle_start_temperature
-        else:
-            self._schedule_temperature = low
+        self.cooling.advance(low, time.perf_counter() - started)
         return improved, improved_fitness
 
     def improve_with_stats(
@@ -353,17 +330,19 @@ class TimetableProblem:
         accepted moves, bookkeeping mismatches, repair ok."""
         genomes = np.asarray(genomes, dtype=np.int32).reshape(-1, self.genome_shape[0])
         current = self.evaluate(genomes)
-        moves = self.ls_moves if ls_moves is None else int(ls_moves)
+        settings = self.settings
+        moves = settings.ls_moves if ls_moves is None else int(ls_moves)
         out = genomes.copy()
         out_fitness = current.copy()
         stats = np.zeros((len(genomes), 6), dtype=np.int64)
         state = self._work_state()
         best = np.empty(self.genome_shape[0], dtype=np.int32)
-        high, low = (self.t_start, self.t_end) if t_range is None else t_range
+        high, low = (settings.t_start, settings.t_end) if t_range is None else t_range
+        weight = settings.ls_hard_weight if hard_weight is None else float(hard_weight)
         for i, seed in enumerate(self._seeds(rng, len(genomes))):
             kernels.anneal(
-                np.ascontiguousarray(genomes[i]), int(seed), moves, high, low, self.t_start,
-                self.ls_hard_weight if hard_weight is None else float(hard_weight), float(HARD_WEIGHT), self.period_only, self.room_only,
+                np.ascontiguousarray(genomes[i]), int(seed), moves, high, low, settings.t_start,
+                weight, float(HARD_WEIGHT), settings.period_only, settings.room_only,
                 int(verify_every), self.data, state, best, stats[i],
             )
             if stats[i, 5] == 0:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from islands.errors import InputError, read_user_text
-from islands.timetable.instance import Instance
+from islands.timetable.model import Instance
 
 
 def read_sol(path: str | Path, instance: Instance) -> np.ndarray:

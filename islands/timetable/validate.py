@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from islands.timetable.instance import Instance
+from islands.timetable.model import Instance
 
 HARD_NAMES = ("Lectures", "Conflicts", "Availability", "RoomOccupancy")
 SOFT_NAMES = ("RoomCapacity", "MinWorkingDays", "CurriculumCompactness", "RoomStability")

@@ -1,0 +1,139 @@
+"""How the timetable search is tuned: `SearchSettings` and the `CoolingSchedule` of `improve`.
+
+Covers: the tuning parameters of a `timetable:` problem spec (names, defaults, types and
+their one-line `InputError`s) as one frozen `SearchSettings`, and the annealing
+temperature that successive `improve()` calls of one island share (`CoolingSchedule`:
+pacing by `anneal_s` or by the run's time budget, reheating after each cycle).
+
+Does not cover: the search itself (`islands.timetable.problem`, which owns one of each,
+and the compiled loops in `islands.timetable.kernels`) or the instance
+(`islands.timetable.model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from islands.errors import InputError
+
+# Seconds of improve() calls one cooling cycle lasts when the run sets no time budget.
+DEFAULT_ANNEAL_S = 30.0
+# First call of a cycle-continuing schedule: it cools by this share of the cycle.
+FIRST_CALL_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The tuning parameters of a `timetable:` spec (all spec parameters of that name).
+
+    - ls_moves: move evaluations per genome per `improve` call (effort of the local search).
+    - t_start, t_end: annealing temperatures.
+    - anneal_s: how `improve()` cools (see `CoolingSchedule`). 0: every call anneals from
+      t_start to t_end. > 0: the calls of one island form one long annealing, a cycle
+      lasting anneal_s seconds of calls. None (unset): 30 s, or the island's whole
+      remaining time when the run has a time limit.
+    - ls_hard_weight: weight of a hard violation inside the annealing (the reported
+      fitness always uses the problem's HARD_WEIGHT).
+    - period_only, room_only: shares of candidate moves that keep the room / the period.
+    - mutate_changes, kempe_prob: size of a mutation and the share of Kempe-chain moves.
+    - population: the preferred population per island. Small (2): each member is one
+      annealing trajectory, and the island's moves are shared among them.
+    - crossover_share: share of courses a child takes from its second parent (the rest
+      from the first; a timetable annealed to a low cost survives a few foreign courses
+      better than a half-and-half mix, which the repair and a cool search cannot mend).
+    - repair_moves: effort of the hard-constraints-only annealing that `random()` runs on
+      constructed timetables that are not feasible (0: none).
+
+    Values are converted to their field's type (int or float) on construction; a
+    value out of range raises one `InputError` line.
+    """
+
+    ls_moves: int = 200_000
+    t_start: float = 3.0
+    t_end: float = 0.08
+    ls_hard_weight: float = 40.0
+    period_only: float = 0.35
+    room_only: float = 0.1
+    mutate_changes: int = 3
+    kempe_prob: float = 0.3
+    population: int = 2
+    anneal_s: float | None = None
+    repair_moves: int = 300_000
+    crossover_share: float = 0.2
+
+    def __post_init__(self) -> None:
+        # Checks and conversions in this order, so a spec with several faults reports
+        # the same one as it always has.
+        if (int(self.ls_moves) < 0 or float(self.t_start) <= 0 or float(self.t_end) <= 0
+                or int(self.population) < 1):
+            raise InputError(
+                "timetable: ls_moves must be >= 0, t_start and t_end > 0, population >= 1"
+            )
+        if not 0 <= float(self.period_only) + float(self.room_only) <= 1:
+            raise InputError("timetable: period_only + room_only must lie in [0, 1]")
+        self._convert(int, "ls_moves")
+        self._convert(float, "t_start", "t_end", "ls_hard_weight", "period_only", "room_only")
+        self._convert(int, "mutate_changes")
+        self._convert(float, "kempe_prob")
+        self._convert(int, "population")
+        if self.anneal_s is not None:
+            if float(self.anneal_s) < 0:
+                raise InputError("timetable: anneal_s must be >= 0")
+            self._convert(float, "anneal_s")
+        self._convert(int, "repair_moves")
+        if not 0 <= float(self.crossover_share) <= 1:
+            raise InputError("timetable: crossover_share must lie in [0, 1]")
+        self._convert(float, "crossover_share")
+
+    def _convert(self, kind: type, *names: str) -> None:
+        for name in names:
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+
+class CoolingSchedule:
+    """The temperature successive `improve()` calls of one island continue from.
+
+    Each call anneals from `temperature` down to a `low` that covers the share of the
+    cycle the previous call took (the first call: 1 %); the next call starts at that
+    `low`. Once a call reaches t_end, the schedule reheats to half of t_start and cools
+    again. A cycle lasts `anneal_s` seconds of calls: 30 s unless the settings name it,
+    or most of the island's remaining time once `set_time_budget` is called.
+    With `anneal_s == 0` there is no schedule (`active` is False).
+
+    Why: short calls from a hot start would undo what the last calls found; continuing
+    the schedule lets the population anneal together.
+    """
+
+    def __init__(self, t_start: float, t_end: float, anneal_s: float | None) -> None:
+        self.t_start = float(t_start)
+        self.t_end = float(t_end)
+        self.anneal_s_given = anneal_s is not None
+        self.anneal_s = DEFAULT_ANNEAL_S if anneal_s is None else float(anneal_s)
+        self.temperature = self.t_start
+        self.cycle_start_temperature = self.t_start
+        self.last_call_share = FIRST_CALL_SHARE
+
+    @property
+    def active(self) -> bool:
+        return self.anneal_s > 0
+
+    def set_time_budget(self, seconds: float) -> None:
+        """Pace one cooling over the island's remaining time, unless anneal_s was given."""
+        if not self.anneal_s_given and seconds > 0:
+            self.anneal_s = max(1.0, 0.95 * float(seconds))
+
+    def next_range(self) -> tuple[float, float]:
+        """(high, low) temperatures of the next call."""
+        high = self.temperature
+        share = self.last_call_share
+        low = max(high * (self.t_end / self.cycle_start_temperature) ** share, self.t_end)
+        return high, low
+
+    def advance(self, low: float, seconds: float) -> None:
+        """A call that cooled down to `low` took `seconds`: move the schedule on."""
+        self.last_call_share = min(seconds / self.anneal_s, 1.0)
+        if low <= self.t_end * 1.0001:
+            self.cycle_start_temperature = self.t_start / 2  # reheat
+            self.temperature = self.cycle_start_temperature
+        else:
+            self.temperature = low
