@@ -39,7 +39,7 @@ from islands.errors import InputError
 from islands.params import IslandParams
 from islands.problem import build_problem, parse_spec
 from islands.topology import Topology
-from islands.worker import WorkerSpec
+from islands.worker import MigrationSettings, WorkerSpec
 from memory import MemoryManager, Thresholds
 from memory.budget import compute_budget
 from memory.probe import MemoryProbe, own_memory
@@ -189,9 +189,10 @@ def worker_spec(context: RunContext, parts: Parts, island: int, resume: bool) ->
                             min_population=min(config.min_population, hardware.population),
                             max_population=hardware.population,
                             cache_entries=config.cache_entries),
-        checkpoint_path=str(checkpoint), run_seed=config.seed, topology=config.topology,
-        migration_interval=config.migration_interval, migrants=config.migrants,
-        sync=config.sync, sync_timeout=config.sync_timeout, max_generations=config.generations,
+        checkpoint_path=str(checkpoint), run_seed=config.seed,
+        migration=MigrationSettings(config.topology, config.migration_interval, config.migrants,
+                                    config.sync, config.sync_timeout),
+        max_generations=config.generations,
         checkpoint_interval=config.checkpoint_interval,
         resume_from=str(checkpoint) if resume and checkpoint.exists() else None,
         time_budget_s=(None if config.time_limit is None

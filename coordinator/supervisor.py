@@ -141,10 +141,11 @@ class Supervisor:
             self._note_error(message)
 
     def _note_telemetry(self, record: IslandRecord, message: Telemetry) -> None:
-        # Fix (tests/test_pressure.py::test_emergency_terminates_the_largest_island_and_restarts_it_later):
-        # a Telemetry still queued when the island was terminated arrives after `terminate`; it
-        # set the state back to RUNNING, so `snapshot()` showed FAILED and the policy never
-        # resumed the island. Once the worker's end is decided, its state is the supervisor's.
+        # Fix (tests/test_pressure.py::test_emergency_terminates_the_largest_island_and_
+        # restarts_it_later): a Telemetry still queued when the island was terminated arrives
+        # after `terminate`; it set the state back to RUNNING, so `snapshot()` showed FAILED and
+        # the policy never resumed the island. Once the worker's end is decided, its state is
+        # the supervisor's.
         if record.live:
             record.state = IslandState(message.state)
         record.generation, record.evaluations = message.generation, message.evaluations

@@ -50,6 +50,18 @@ FINAL_STATES = {"generations": IslandState.DONE, "stopped": IslandState.STOPPED,
                 "hibernated": IslandState.HIBERNATED}
 
 
+@dataclass(frozen=True)
+class MigrationSettings:
+    """How an island migrates: to its topology's targets, `migrants` elites every `interval`
+    generations; with `sync` it waits (up to `sync_timeout` s) for its sources in lockstep."""
+
+    topology: str = "ring"
+    interval: int = 5
+    migrants: int = 2
+    sync: bool = False
+    sync_timeout: float = 60.0
+
+
 @dataclass
 class WorkerSpec:
     """Everything one island needs (picklable; sent once at spawn)."""
@@ -61,11 +73,7 @@ class WorkerSpec:
     params: IslandParams
     checkpoint_path: str
     run_seed: int = 0
-    topology: str = "ring"
-    migration_interval: int = 5
-    migrants: int = 2
-    sync: bool = False
-    sync_timeout: float = 60.0
+    migration: MigrationSettings = field(default_factory=MigrationSettings)
     max_generations: int | None = None
     checkpoint_interval: float = 10.0  # seconds between periodic checkpoints
     resume_from: str | None = None
@@ -192,8 +200,8 @@ class IslandLoop:
         self.restored = bool(spec.resume_from and Path(spec.resume_from).exists())
         self.island = self._build_island(problem)
         self.protocol_stats = protocol.ProtocolStats()
-        self.exchange = MigrantExchange(self.island, spec.run_id, spec.migrants)
-        topology = Topology(spec.topology, spec.n_islands, spec.run_seed)
+        self.exchange = MigrantExchange(self.island, spec.run_id, spec.migration.migrants)
+        topology = Topology(spec.migration.topology, spec.n_islands, spec.run_seed)
         self.lockstep = LockstepInbox(topology, spec.island_id, spec.sync_floor)
         self.reporter = Reporter(spec, self.send)
         self.last_checkpoint = -math.inf  # the first generation is always saved
@@ -233,7 +241,7 @@ class IslandLoop:
         return None
 
     def deliver(self, message: protocol.Deliver) -> None:
-        if self.spec.sync and not self.lockstep.is_late(message.generation, self.island.generation):
+        if self.spec.migration.sync and not self.lockstep.is_late(message.generation, self.island.generation):
             self.lockstep.hold(message.source, message.generation, message.payload)
         else:
             self.exchange.take([message.payload])
@@ -308,15 +316,16 @@ class IslandLoop:
     def migrate(self, generation: int) -> str | None:
         """Send emigrants at migration generations; in sync mode, wait for the sources'."""
         spec = self.spec
-        if (spec.n_islands < 2 or spec.migrants <= 0
-                or not should_migrate(generation, spec.migration_interval)):
+        migration = spec.migration
+        if (spec.n_islands < 2 or migration.migrants <= 0
+                or not should_migrate(generation, migration.interval)):
             return None
         self.send(protocol.Migrants(spec.island_id, generation, self.exchange.emigrants(generation)))
-        return self.wait_for_sources(generation) if spec.sync else None
+        return self.wait_for_sources(generation) if migration.sync else None
 
     def wait_for_sources(self, generation: int) -> str | None:
         """Lockstep: wait (up to `sync_timeout`) for every expected source, then take them."""
-        deadline = time.monotonic() + self.spec.sync_timeout
+        deadline = time.monotonic() + self.spec.migration.sync_timeout
         while self.lockstep.missing(generation) and time.monotonic() < deadline:
             self.telemetry()  # throttled: shows the island waits, not hangs
             # Commands (stop, hibernate) must not wait behind a slow neighbour.
@@ -383,4 +392,4 @@ def serve_island(spec: WorkerSpec, channel: Channel, arrays: Mapping[str, np.nda
     return EXIT_OK
 
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "IslandLoop", "WorkerSpec", "serve_island"]
+__all__ = ["EXIT_ERROR", "EXIT_OK", "IslandLoop", "MigrationSettings", "WorkerSpec", "serve_island"]

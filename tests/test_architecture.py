@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("memory", "islands", "coordinator")
 LONG_MODULES_ALLOWED = {"islands/timetable/kernels.py"}
 BACKENDS = {"coordinator/local.py", "coordinator/backend.py"}
+# The one allowed crowd: the flat user configuration, one field per flag and TOML key. The
+# typed config model with [problem] and [search] tables (issue "islands from Python and
+# from cron") replaces it; until then splitting it would change the config file's keys.
+CROWDED_ALLOWED = {"coordinator/config.py:RunConfig"}
 
 
 def modules(package: str) -> list[Path]:
@@ -74,8 +78,10 @@ def test_no_class_collects_more_than_fifteen_attributes():
     for package in PACKAGES:
         for path in modules(package):
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.ClassDef) and len(class_attributes(node)) > 15:
-                    crowded[f"{path.relative_to(ROOT)}:{node.name}"] = len(class_attributes(node))
+                name = f"{path.relative_to(ROOT)}:{node.name}" if isinstance(
+                    node, ast.ClassDef) else None
+                if name and name not in CROWDED_ALLOWED and len(class_attributes(node)) > 15:
+                    crowded[name] = len(class_attributes(node))
     assert crowded == {}
 
 

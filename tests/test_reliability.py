@@ -30,7 +30,7 @@ from islands.migration import decode_migrants, encode_migrants
 from islands.params import IslandParams
 from islands.problem import build_problem
 from islands.protocol import Deliver, Telemetry
-from islands.worker import IslandLoop, WorkerSpec
+from islands.worker import IslandLoop, MigrationSettings, WorkerSpec
 
 FAULTY_MODULE = '''
 """A problem plugin whose evaluation raises from its `after`-th call in each process."""
@@ -300,7 +300,8 @@ def test_a_running_island_fed_hostile_bytes_keeps_evolving_and_counts_them(tmp_p
     spec = WorkerSpec(island_id=0, n_islands=2, run_id="run-a", problem_spec="sphere:dim=8",
                       params=IslandParams(population=16),
                       checkpoint_path=str(tmp_path / "i.msgpack"), run_seed=3,
-                      migration_interval=2, best_report_s=0.0, telemetry_s=0.0)
+                      migration=MigrationSettings(interval=2), best_report_s=0.0,
+                      telemetry_s=0.0)
     backend.share(build_problem(spec.problem_spec).shared_arrays())
     backend.spawn(spec)
     telemetry = Telemetries(backend)

@@ -22,7 +22,7 @@ from islands.checkpoint import load_state
 from islands.migration import encode_migrants
 from islands.params import IslandParams
 from islands.protocol import CommandKind, IslandState
-from islands.worker import EXIT_OK, WorkerSpec, serve_island
+from islands.worker import EXIT_OK, MigrationSettings, WorkerSpec, serve_island
 
 WAIT_S = 60.0
 SEQ = itertools.count(1)  # command sequence numbers
@@ -32,10 +32,14 @@ def make_spec(tmp_path, **overrides):
     values = dict(
         island_id=0, n_islands=2, run_id="test-run", problem_spec="sphere:dim=8",
         params=IslandParams(population=16), checkpoint_path=str(tmp_path / "island-0.msgpack"),
-        run_seed=3, migration_interval=2, migrants=2, best_report_s=0.0, telemetry_s=0.0,
+        run_seed=3, best_report_s=0.0, telemetry_s=0.0,
     )
+    migration = {"interval": 2, "migrants": 2}
+    for key in ("sync", "sync_timeout", "topology"):
+        if key in overrides:
+            migration[key] = overrides.pop(key)
     values.update(overrides)
-    return WorkerSpec(**values)
+    return WorkerSpec(**values, migration=MigrationSettings(**migration))
 
 
 class ServedIsland:
