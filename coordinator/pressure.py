@@ -92,10 +92,8 @@ class CommandTracker:
                     self.expired += 1
                     logger.warning("[GA] Island %d did not answer %s within %.0fs; not waiting "
                                    "for it", island, flight.action.kind, self.deadline_s)
-                    # Fix (tests/test_pressure.py::test_a_silent_island_holds_the_controller_no_
-                    # longer_than_the_command_deadline): each command queued behind the late one
-                    # went in flight next and held the controller for another full deadline.
-                    # Send them now, untracked: a slow island still takes them, in order.
+                    # Queued commands go now, untracked: each would otherwise hold the
+                    # controller for another full deadline; a slow island takes them in order.
                     for action in self.queues.pop(island, ()):
                         self._send(action, track=False)
                 del self.in_flight[island]

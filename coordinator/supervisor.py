@@ -141,11 +141,8 @@ class Supervisor:
             self._note_error(message)
 
     def _note_telemetry(self, record: IslandRecord, message: Telemetry) -> None:
-        # Fix (tests/test_pressure.py::test_emergency_terminates_the_largest_island_and_
-        # restarts_it_later): a Telemetry still queued when the island was terminated arrives
-        # after `terminate`; it set the state back to RUNNING, so `snapshot()` showed FAILED and
-        # the policy never resumed the island. Once the worker's end is decided, its state is
-        # the supervisor's.
+        # A Telemetry still queued when the island was terminated arrives afterwards: once the
+        # worker's end is decided its state is the supervisor's (else it is never resumed).
         if record.live:
             record.state = IslandState(message.state)
         record.generation, record.evaluations = message.generation, message.evaluations
@@ -177,8 +174,7 @@ class Supervisor:
         if record is None:
             return
         if record.finished == "crashed":
-            # Fix (tests/test_supervisor.py, stuck island given up): check_liveness already
-            # told on_gone when it killed this worker; once per exit.
+            # check_liveness already told on_gone when it killed this worker: once per exit.
             return
         for callback in self.on_gone:
             callback(record.island, record.generation)
@@ -228,10 +224,8 @@ class Supervisor:
                 self.bus.publish("stuck", island=record.island, silent_s=round(now - record.last_seen, 3),
                                  deadline_s=round(deadline, 3))
                 self.backend.kill(record.island, 1.0)
-                # Fix (tests/test_supervisor.py::test_stuck_island_is_detected_and_restarted):
-                # the restart below replaces the worker before the backend reports its exit, so
-                # on_exit never ran for a stuck island and on_gone was never told (no SourceGone
-                # for lockstep neighbours, its queued commands went to its successor).
+                # The restart below replaces the worker before the backend reports its exit:
+                # tell on_gone now (SourceGone to neighbours, its queued commands dropped).
                 for callback in self.on_gone:
                     callback(record.island, record.generation)
                 self._crashed(record, None, "stuck")

@@ -36,3 +36,20 @@ def install_plugin(tmp_path, monkeypatch):
         monkeypatch.syspath_prepend(str(plugin_dir))
 
     return install
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """A fresh `threaded_parts.Gate`; its problem spec is `gate.spec`. Released at the end."""
+    import uuid
+
+    from threaded_parts import GATES, Gate
+
+    from islands.problem import BUILTIN_PROBLEMS
+
+    monkeypatch.setitem(BUILTIN_PROBLEMS, "gated", "threaded_parts:Gated")
+    key = "k" + uuid.uuid4().hex[:8]  # not a number: spec values are parsed
+    GATES[key] = made = Gate(spec=f"gated:key={key}")
+    yield made
+    made.release.set()
+    GATES.pop(key, None)

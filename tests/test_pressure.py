@@ -8,13 +8,10 @@ and bus, which a test step advances by one monitor interval.
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
-from dataclasses import dataclass, field
 
-import numpy as np
 import pytest
+from threaded_parts import WAIT_S, FakeClock
 
 import coordinator.pressure as pressure_module
 from coordinator.backend import Exited, InThreadBackend, MemoryReading
@@ -23,29 +20,17 @@ from coordinator.policy import ActionKind
 from coordinator.pressure import PressureController
 from coordinator.supervisor import Supervisor
 from islands.params import IslandParams
-from islands.problem import BUILTIN_PROBLEMS
 from islands.protocol import Ack, CommandKind, Done, IslandState, Started
 from islands.worker import MigrationSettings, WorkerSpec
 from memory import MemoryManager, PressureLevel
 from memory.probe import ProcessMemory
 
-WAIT_S = 30.0  # a guard against hangs only
 MIB = 2**20
 BUDGET = 100 * MIB
 SLICE = 40 * MIB
 INTERVAL = 0.1  # fake seconds per monitor interval (one test step)
 NO_DEADLINE = 1e9  # command deadline where a test is not about deadlines (a busy machine is slow)
 
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class MemoryScript:
@@ -70,45 +55,6 @@ class MemoryScript:
 
 
 # --- a problem that blocks on demand (an island that never answers) -------------------------------
-@dataclass
-class Gate:
-    armed: threading.Event = field(default_factory=threading.Event)
-    entered: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-
-GATES: dict[str, Gate] = {}
-
-
-class Gated:
-    """Sphere; the first evaluate after `GATES[key].armed` blocks until `release` (once per key)."""
-
-    def __init__(self, key: str, dim: int = 8) -> None:
-        self.key = key
-        self.genome_shape = (dim,)
-        self.genome_dtype = np.float64
-        self.individual_bytes = 8 * dim
-
-    def random(self, rng, n):
-        return rng.uniform(-5.0, 5.0, (n, *self.genome_shape))
-
-    def evaluate(self, genomes):
-        gate = GATES[self.key]
-        if gate.armed.is_set() and not gate.entered.is_set():
-            gate.entered.set()
-            gate.release.wait(WAIT_S)
-        return np.sum(np.asarray(genomes) ** 2, axis=1)
-
-
-@pytest.fixture
-def gate(monkeypatch):
-    monkeypatch.setitem(BUILTIN_PROBLEMS, "gated", f"{__name__}:Gated")
-    key = "k" + uuid.uuid4().hex[:8]  # not a number: spec values are parsed
-    GATES[key] = made = Gate()
-    made.spec = f"gated:key={key}"
-    yield made
-    made.release.set()
-    GATES.pop(key, None)
 
 
 # --- the parts, wired as coordinator.setup wires them ---------------------------------------------

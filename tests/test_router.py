@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from threaded_parts import WAIT_S, FakeClock
 
 import coordinator.router as router_module
 from coordinator.backend import Exited, InThreadBackend
@@ -25,21 +26,10 @@ from islands.protocol import Ack, CommandKind, Done, Migrants, Started, Telemetr
 from islands.topology import TOPOLOGIES, Topology
 from islands.worker import MigrationSettings, WorkerSpec
 
-WAIT_S = 30.0  # a guard against hangs only
 RUN_ID = "router-test"
 DIM = 8
 SEQ = itertools.count(1)
 
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def payload(source: int, generation: int, count: int = 3) -> bytes:

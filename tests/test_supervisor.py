@@ -8,77 +8,18 @@ problem `gated` for the test's duration; the in-thread worker builds it from its
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from threaded_parts import WAIT_S, FakeClock, Gate
 
 from coordinator.backend import Exited, InThreadBackend
 from coordinator.events import EventBus
 from coordinator.supervisor import MAX_FAILURES, Supervisor
 from islands.params import IslandParams
-from islands.problem import BUILTIN_PROBLEMS
 from islands.protocol import CommandKind, Done, IslandState, Started, Telemetry
 from islands.worker import MigrationSettings, WorkerSpec
-
-WAIT_S = 30.0  # a guard against hangs only: on a busy machine a thread may be slow to run
-
-
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-# --- a problem that blocks on demand -------------------------------------------------------------
-@dataclass
-class Gate:
-    armed: threading.Event = field(default_factory=threading.Event)
-    entered: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-
-GATES: dict[str, Gate] = {}
-
-
-class Gated:
-    """Sphere; the first evaluate after `GATES[key].armed` blocks until `release` (once per key)."""
-
-    def __init__(self, key: str, dim: int = 8) -> None:
-        self.key = key
-        self.genome_shape = (dim,)
-        self.genome_dtype = np.float64
-        self.individual_bytes = 8 * dim
-
-    def random(self, rng, n):
-        return rng.uniform(-5.0, 5.0, (n, *self.genome_shape))
-
-    def evaluate(self, genomes):
-        gate = GATES[self.key]
-        if gate.armed.is_set() and not gate.entered.is_set():
-            gate.entered.set()
-            gate.release.wait(WAIT_S)
-        return np.sum(np.asarray(genomes) ** 2, axis=1)
-
-
-@pytest.fixture
-def gate(monkeypatch):
-    """A fresh gate; its problem spec is `gate.spec`. Released at the end of the test."""
-    monkeypatch.setitem(BUILTIN_PROBLEMS, "gated", f"{__name__}:Gated")
-    key = "k" + uuid.uuid4().hex[:8]  # not a number: spec values are parsed
-    GATES[key] = made = Gate()
-    made.spec = f"gated:key={key}"
-    yield made
-    made.release.set()
-    GATES.pop(key, None)
 
 
 # --- building the parts by hand ------------------------------------------------------------------
