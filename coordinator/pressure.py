@@ -8,7 +8,10 @@ interval, feeds the MemoryManager's hysteresis, publishes `memory` events every
 MEMORY_EVENT_S and `pressure` events on level changes, and, when no action is in
 flight (acknowledged and re-measured), asks the pure `coordinator.policy.decide` what
 to do and does it: commands for cache / growth / shrink / grow / hibernate, the
-supervisor for terminate (emergency) and resume (calm period).
+supervisor for terminate (emergency) and resume (calm period). It acts no harder than
+the latest sample supports (the hysteresis level lags after memory was freed), at
+EMERGENCY it waits for no island's answer, and `AwayIslands` brings an island back
+only when its slice fits beside what is in use, with a doubling backoff.
 
 Does not cover: the thresholds and hysteresis (`memory.monitor`), the policy table
 (`coordinator.policy`), starting processes (`coordinator.supervisor`, the backend).
@@ -26,7 +29,7 @@ from coordinator.events import EventBus
 from coordinator.policy import Action, ActionKind, decide
 from coordinator.supervisor import Supervisor
 from islands.protocol import Ack, CommandKind
-from memory import MemoryManager, PressureLevel
+from memory import MemoryManager, MemorySample, PressureLevel
 from memory.budget import format_bytes
 
 logger = logging.getLogger("islands.run")
@@ -116,6 +119,38 @@ class CommandTracker:
         return bool(self.in_flight) or any(self.queues.values())
 
 
+class AwayIslands:
+    """Islands the controller sent away (hibernated, terminated) and when each may come back.
+
+    One comes back only when its slice fits beside what is in use now, and not before
+    its backoff: a calm period, doubled each further time it has been sent away, so an
+    island that rebuilds the same peak does not thrash in and out.
+    """
+
+    def __init__(self, calm_s: float) -> None:
+        self.calm_s = calm_s
+        self.times_away: dict[int, int] = {}
+        self.not_before: dict[int, float] = {}
+        self.shrink_on_return: set[int] = set()
+
+    def leave(self, island: int, now: float, *, shrink: bool) -> None:
+        self.times_away[island] = times = self.times_away.get(island, 0) + 1
+        self.not_before[island] = now + self.calm_s * 2 ** (times - 1)
+        if shrink:  # it would rebuild the same peak at once at full size
+            self.shrink_on_return.add(island)
+
+    def may_return(self, island: int, now: float, used_bytes: int, slice_bytes: int,
+                   budget_bytes: int) -> bool:
+        return now >= self.not_before.get(island, now) and used_bytes + slice_bytes <= budget_bytes
+
+    def returned(self, island: int) -> bool:
+        """True if it should come back shrunk."""
+        self.not_before.pop(island, None)
+        shrink = island in self.shrink_on_return
+        self.shrink_on_return.discard(island)
+        return shrink
+
+
 class PressureController:
     """Turn memory samples into actions on islands (see the module docstring)."""
 
@@ -137,7 +172,7 @@ class PressureController:
         self.samples_after_action = 1  # fresh samples since the last action settled
         self.policy_level = PressureLevel.NORMAL
         self.last_action_at = 0.0
-        self.shrink_on_restart: set[int] = set()
+        self.away = AwayIslands(3 * interval)
 
     # -- sampling --------------------------------------------------------------------------
     def poll(self) -> None:
@@ -169,11 +204,23 @@ class PressureController:
                                  str(i): {"pss": m.pss, "uss": m.uss,
                                           "slice": self.manager.slice_bytes(i)}
                                  for i, m in sorted(reading.workers.items())})
-        self.act(level)
+        instant = self.instant_level(reading.to_sample())
+        if instant == PressureLevel.NORMAL < level:
+            return  # the pressure is gone in the latest reading: relief waits for the level
+        self.act(min(level, instant))
 
     @property
     def level(self) -> PressureLevel:
         return self.manager.level
+
+    def instant_level(self, sample: MemorySample) -> PressureLevel:
+        """What this one sample stands for: the controller acts no harder than the latest
+        reading supports (the hysteresis level may lag after an action freed memory)."""
+        monitor = self.manager.monitor
+        level = monitor.thresholds.level_of(sample.pss_total / monitor.budget_bytes)
+        if monitor.reserve_bytes > 0 and sample.host_available_bytes < monitor.reserve_bytes:
+            level = max(level, PressureLevel.CRITICAL)
+        return level
 
     def on_ack(self, ack: Ack) -> None:
         self.bus.publish("ack", island=ack.island, command=str(CommandKind(ack.command)),
@@ -184,7 +231,9 @@ class PressureController:
     # -- acting ----------------------------------------------------------------------------
     def act(self, level: PressureLevel) -> None:
         # An action settles when answered and measured again: the next one sees its effect.
-        if self.commands.busy or self.samples_after_action < 1:
+        # At EMERGENCY nothing waits on an island's answer: the kill needs none.
+        busy = self.commands.busy and level < PressureLevel.EMERGENCY
+        if busy or self.samples_after_action < 1:
             return
         changed = level != self.policy_level
         now = self.clock()
@@ -198,7 +247,15 @@ class PressureController:
                          best_island=self.best_island())
         self.policy_level = level
         for action in actions:
+            if action.kind == ActionKind.RESUME and not self.may_return(action.island):
+                continue  # its slice does not fit yet, or it is backing off
             self.perform(level, action)
+
+    def may_return(self, island: int) -> bool:
+        sample = self.manager.monitor.last_sample
+        used = sample.pss_total if sample is not None else 0
+        return self.away.may_return(island, self.clock(), used, self.manager.slice_bytes(island),
+                                    self.manager.budget_bytes)
 
     def perform(self, level: PressureLevel, action: Action) -> None:
         island = action.island
@@ -214,20 +271,20 @@ class PressureController:
         if action.kind == ActionKind.TERMINATE:
             self.commands.forget(island)
             self.supervisor.terminate(island)
-            # It comes back at half size, else it would rebuild the same peak at once.
-            self.shrink_on_restart.add(island)
+            self.away.leave(island, self.clock(), shrink=True)
             self.samples_after_action = 0
         elif action.kind == ActionKind.RESUME:
             self.commands.forget(island)
             from_checkpoint = self.supervisor.start(island, resume=True)
             self.bus.publish("restart", island=island, reason="resume",
                              from_checkpoint=from_checkpoint)
-            if island in self.shrink_on_restart:
-                self.shrink_on_restart.discard(island)
+            if self.away.returned(island):
                 # Queued before its first generation, so it runs shrunk from the start.
                 self.commands.queue(Action(ActionKind.SHRINK, island, 0.5))
             self.samples_after_action = 0
         else:
+            if action.kind == ActionKind.HIBERNATE:
+                self.away.leave(island, self.clock(), shrink=False)
             self.commands.queue(action)
         self.commands.settle()
 

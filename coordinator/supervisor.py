@@ -42,7 +42,7 @@ from islands.worker import WorkerSpec
 logger = logging.getLogger("islands.run")
 
 MAX_FAILURES = 3  # crashes of one island before the run goes on without it
-HEARTBEAT_FLOOR_S = 30.0  # an evolving island silent this long is stuck
+HEARTBEAT_FLOOR_S = 10.0  # an evolving island silent this long is stuck
 HEARTBEAT_FACTOR = 10.0  # ... or this many times its slowest gap so far, if longer
 STARTUP_DEADLINE_S = 300.0  # building the problem and the first generation may be slow
 DONE_STATES = {"generations": IslandState.DONE, "stopped": IslandState.STOPPED,

@@ -79,6 +79,14 @@ class Thresholds:
         if not (isinstance(self.leave_margin, (int, float)) and 0 <= self.leave_margin < 1):
             raise BudgetError(f"invalid leave_margin {self.leave_margin!r}: must be in [0, 1)")
 
+    def level_of(self, ratio: float) -> PressureLevel:
+        """The level one sample at `ratio` of the budget stands for, without hysteresis."""
+        reached = PressureLevel.NORMAL
+        for level in _RAISED_LEVELS:
+            if ratio >= self.threshold(level):
+                reached = level
+        return reached
+
     def threshold(self, level: PressureLevel) -> float:
         """The fraction of the budget at which `level` starts (0.0 for NORMAL)."""
         return {

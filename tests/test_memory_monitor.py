@@ -279,3 +279,10 @@ def test_background_thread_samples_real_process_and_stop_joins(caplog):
     assert monitor.level == N
     assert "[MONITOR] Memory pressure monitor started" in caplog.text
     assert "[MONITOR] Memory pressure monitor stopped" in caplog.text
+
+
+def test_level_of_a_single_ratio():
+    thresholds = Thresholds()
+    assert [thresholds.level_of(r) for r in (0.1, 0.6, 0.8, 0.85, 0.99)] == [
+        PressureLevel.NORMAL, PressureLevel.ELEVATED, PressureLevel.HIGH, PressureLevel.CRITICAL,
+        PressureLevel.EMERGENCY]

@@ -340,3 +340,57 @@ def test_pressure_events_on_level_changes_only(harness):
     # ELEVATED was acted on once (cache and growth), NORMAL let growth resume.
     assert sorted(e["island"] for e in h.of("action", action="clear_cache")) == [0, 1]
     assert sorted(e["island"] for e in h.of("action", action="resume_growth")) == [0, 1]
+
+
+# --- issue 11: actions never wait on a stuck island; no action the reading does not support --------
+def test_emergency_terminates_at_once_while_a_stuck_island_holds_a_command(harness, gate):
+    h = harness(problems={0: gate.spec}, command_deadline_s=NO_DEADLINE)
+    _calm_start(h)
+    gate.armed.set()
+    assert gate.entered.wait(WAIT_S)  # island 0 hangs inside evaluate: it answers nothing
+    h.script.islands = {0: (30, 10), 1: (35, 30)}  # 66 %: ELEVATED, commands to both
+    h.run_until(lambda: h.of("ack", command="pause_growth", island=1), "island 1's acks")
+    assert 0 in h.pressure.commands.in_flight  # island 0's command waits (no deadline here)
+    h.script.islands = {0: (30, 10), 1: (68, 60)}  # 99 %: island 1 leaks
+    h.run_until(lambda: h.of("action", action="terminate"), "a terminate")
+    assert 0 in h.pressure.commands.in_flight or not h.supervisor.records[0].live
+    assert [e["island"] for e in h.of("action", action="terminate")] == [1]  # the largest USS
+
+
+def test_no_second_terminate_once_the_reading_shows_the_pressure_gone(harness):
+    h = harness()
+    _calm_start(h)
+    h.script.islands = {0: (60, 30), 1: (37, 10)}  # 98 %
+    h.run_until(lambda: h.of("action", action="terminate"), "a terminate")
+    lagging = 0  # samples after island 0 left while the hysteresis still said EMERGENCY
+    while h.pressure.level != PressureLevel.NORMAL:
+        gone = h.exited(0)
+        h.step()
+        lagging += gone and h.pressure.level == PressureLevel.EMERGENCY
+    # Island 0's memory went with it (38 %): the lagging level terminated nobody else.
+    assert lagging >= 1
+    assert len(h.of("action", action="terminate")) == 1
+    assert h.supervisor.records[1].live
+
+
+def test_an_island_comes_back_only_when_its_slice_fits_and_backs_off(harness):
+    h = harness(best_island=lambda: 1)
+    h.manager.set_slice(0, 60 * MIB)
+    _calm_start(h)
+    h.script.islands = {0: (50, 30), 1: (39, 10)}  # 90 %: CRITICAL, island 0 hibernates
+    h.run_until(lambda: h.exited(0), "island 0 hibernated")
+    h.script.islands[1] = (47, 40)  # NORMAL (48 %), but 48 + its 60 MiB slice > 100 MiB
+    h.run_until(lambda: h.pressure.level == PressureLevel.NORMAL, "NORMAL")
+    for _ in range(30):
+        h.step()
+    assert not h.of("action", action="resume")
+    h.script.islands[1] = (30, 20)  # now 31 + 60 fits
+    h.run_until(lambda: h.of("action", action="resume", island=0), "the resume")
+    away = h.pressure.away
+    assert away.times_away[0] == 1
+    # A second time away waits twice the calm period before it may come back.
+    away.leave(0, h.clock(), shrink=False)
+    assert away.not_before[0] == pytest.approx(h.clock() + 2 * 3 * INTERVAL)
+    assert not away.may_return(0, h.clock(), 0, SLICE, BUDGET)
+    assert away.may_return(0, h.clock() + 2 * 3 * INTERVAL, 0, SLICE, BUDGET)
+    assert not away.may_return(0, h.clock() + 2 * 3 * INTERVAL, BUDGET - SLICE + 1, SLICE, BUDGET)
