@@ -21,7 +21,7 @@ from typing import Any
 
 import tomli_w
 
-from islands.errors import InputError, read_user_text
+from islands.errors import InputError, check_seed, read_user_text
 from islands.topology import TOPOLOGIES
 
 if sys.version_info >= (3, 11):
@@ -85,6 +85,7 @@ class RunConfig:
             raise InputError(f"{source}: cache-entries must be 0 or more, got {self.cache_entries}")
         if self.migrants < 0:
             raise InputError(f"{source}: migrants must be 0 or more, got {self.migrants}")
+        check_seed(self.seed, f"{source}: seed")
         if self.min_population < 2:
             raise InputError(f"{source}: min-population must be at least 2, got {self.min_population}")
         for name in ("time_limit", "monitor_interval", "sync_timeout", "checkpoint_interval"):

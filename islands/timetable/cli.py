@@ -12,26 +12,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from islands.errors import InputError
+from islands.errors import InputError, check_seed, write_user_text
 from islands.timetable.generator import generate_instance
-from islands.timetable.instance import write_ctt
-from islands.timetable.validate import validate_files
+from islands.timetable.instance import format_ctt
+from islands.timetable.validate import check_files
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    breakdown = validate_files(args.instance, args.solution)
+    """Print the cost breakdown; repeated entries add one warning line on stderr (and
+    `entries`, `repeated_entries`, `first_repeated_line` in the JSON)."""
+    check = check_files(args.instance, args.solution)
+    if check.warning:
+        print(f"warning: {check.warning}", file=sys.stderr)
     if args.json:
-        print(json.dumps(breakdown.to_dict()))
+        print(json.dumps(check.to_dict()))
     else:
-        print(breakdown.format_report())
+        print(check.breakdown.format_report())
     return 0
 
 
 def generate_command(args: argparse.Namespace) -> int:
     if args.kind != "timetable":
         raise InputError(f"generate: unknown kind {args.kind!r} (known: timetable)")
+    check_seed(args.seed, "generate: --seed")
     instance = generate_instance(
         courses=args.courses,
         rooms=args.rooms,
@@ -43,7 +49,7 @@ def generate_command(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.parent and not output.parent.exists():
         raise InputError("output folder does not exist", path=output.parent)
-    write_ctt(instance, output)
+    write_user_text(output, format_ctt(instance), "instance file")
     print(
         f"wrote {output}: {instance.n_courses} courses, {instance.n_lectures} lectures, "
         f"{instance.n_rooms} rooms, {instance.n_periods} periods, {instance.n_curricula} curricula"

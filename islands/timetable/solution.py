@@ -2,11 +2,13 @@
 
 Covers: reading a `.sol` file against an instance (unknown courses or rooms, out-of-range
 days or periods and malformed lines are rejected with one `InputError` line naming the
-file and line), writing one, and converting between entries and problem genomes.
+file and line; a UTF-8 byte-order mark is accepted), writing one, and converting between
+entries and problem genomes.
 
 Does not cover: the cost of a solution (`islands.timetable.validate`). Entries keep their
 file order and may be odd (repeated, missing or extra lectures): the evaluator applies the
-competition validator's rules to them.
+competition validator's rules to them, and `read_sol_lines` gives each entry's line number
+so that repeated entries can be reported where they are.
 """
 
 from __future__ import annotations
@@ -21,10 +23,17 @@ from islands.timetable.model import Instance
 
 def read_sol(path: str | Path, instance: Instance) -> np.ndarray:
     """Entries of a `.sol` file as an int32 array [N, 3]: course, room, period (file order)."""
+    return read_sol_lines(path, instance)[0]
+
+
+def read_sol_lines(path: str | Path, instance: Instance) -> tuple[np.ndarray, np.ndarray]:
+    """Entries of a `.sol` file [N, 3] (as `read_sol`) and the 1-based line of each [N]."""
     path = Path(path)
     text = read_user_text(path, "solution file")
     courses, rooms = instance.course_index(), instance.room_index()
+    days, ppd = instance.days, instance.periods_per_day
     entries: list[tuple[int, int, int]] = []
+    numbers: list[int] = []
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
         if not tokens:
@@ -34,9 +43,11 @@ def read_sol(path: str | Path, instance: Instance) -> np.ndarray:
                 f"expected 'course room day period', got {len(tokens)} field(s)", path=path, line=number
             )
         course_name, room_name, day_text, period_text = tokens
-        if course_name not in courses:
+        course = courses.get(course_name)
+        if course is None:
             raise InputError(f"unknown course {course_name!r}", path=path, line=number)
-        if room_name not in rooms:
+        room = rooms.get(room_name)
+        if room is None:
             raise InputError(f"unknown room {room_name!r}", path=path, line=number)
         try:
             day, period = int(day_text), int(period_text)
@@ -44,14 +55,16 @@ def read_sol(path: str | Path, instance: Instance) -> np.ndarray:
             raise InputError(
                 f"day and period must be integers, got {day_text!r} {period_text!r}", path=path, line=number
             ) from None
-        if not 0 <= day < instance.days:
-            raise InputError(f"day {day} out of range 0..{instance.days - 1}", path=path, line=number)
-        if not 0 <= period < instance.periods_per_day:
-            raise InputError(
-                f"period {period} out of range 0..{instance.periods_per_day - 1}", path=path, line=number
-            )
-        entries.append((courses[course_name], rooms[room_name], day * instance.periods_per_day + period))
-    return np.array(entries, dtype=np.int32).reshape(-1, 3)
+        if not 0 <= day < days:
+            raise InputError(f"day {day} out of range 0..{days - 1}", path=path, line=number)
+        if not 0 <= period < ppd:
+            raise InputError(f"period {period} out of range 0..{ppd - 1}", path=path, line=number)
+        entries.append((course, room, day * ppd + period))
+        numbers.append(number)
+    return (
+        np.array(entries, dtype=np.int32).reshape(-1, 3),
+        np.array(numbers, dtype=np.int64),
+    )
 
 
 def format_sol(entries: np.ndarray, instance: Instance) -> str:

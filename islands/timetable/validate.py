@@ -10,6 +10,14 @@ pair; k lectures in one room and period cost k - 1; an isolated curriculum perio
 (weight x) the number of that curriculum's lectures in it. Unknown ids never get here:
 `islands.timetable.solution.read_sol` rejects them.
 
+One difference, for files validator.cc scores too kindly: it skips a repeated entry with
+a warning and never counts it, so a good solution copied a million times scores 0. Here
+Lectures costs, per course, the larger of its missing lectures (lectures - periods it
+occupies) and its extra entries (entries - lectures). That equals validator.cc's count
+for every file without repeated entries and for every file with at most one entry per
+lecture (every genome the search writes). `check_files` also reports repeated entries
+(count and first line), as validator.cc's warnings do.
+
 This is the plain, readable reference. The fast batch evaluator used by the search
 (`islands.timetable.kernels`) is tested to agree with it on every genome.
 """
@@ -69,14 +77,44 @@ class CostBreakdown:
         return "\n".join(lines)
 
 
+def _first_entries(instance: Instance, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entries as int64 [N, 3] and the indices of the first entry of each (course,
+    period) in file order; the others are the repeated entries."""
+    entries = np.asarray(entries, dtype=np.int64).reshape(-1, 3)
+    keys = entries[:, 0] * instance.n_periods + entries[:, 2]
+    _, first = np.unique(keys, return_index=True)  # index of each key's first occurrence
+    return entries, first
+
+
 def timetable_matrix(instance: Instance, entries: np.ndarray) -> np.ndarray:
     """Room of each course in each period (-1 = none), skipping repeated course/period
     entries as the official validator does (the first one in file order wins)."""
+    entries, first = _first_entries(instance, entries)
     table = np.full((instance.n_courses, instance.n_periods), -1, dtype=np.int32)
-    for c, r, p in np.asarray(entries).reshape(-1, 3):
-        if table[c, p] < 0:
-            table[c, p] = r
+    table[entries[first, 0], entries[first, 2]] = entries[first, 1]
     return table
+
+
+def repeated_entries(instance: Instance, entries: np.ndarray) -> np.ndarray:
+    """Indices (file order) of the entries that repeat a course in a period it already
+    occupies: the entries validator.cc skips with a warning."""
+    entries, first = _first_entries(instance, entries)
+    repeated = np.ones(len(entries), dtype=bool)
+    repeated[first] = False
+    return np.nonzero(repeated)[0]
+
+
+def lectures_cost(instance: Instance, entries: np.ndarray, table: np.ndarray | None = None) -> int:
+    """The Lectures violations: per course, max(missing lectures, extra entries)."""
+    if table is None:
+        table = timetable_matrix(instance, entries)
+    occupied = (table >= 0).sum(axis=1)
+    n_entries = np.bincount(
+        np.asarray(entries, dtype=np.int64).reshape(-1, 3)[:, 0], minlength=instance.n_courses
+    )
+    missing = instance.course_lectures - occupied
+    extra = n_entries - instance.course_lectures
+    return int(np.maximum(np.maximum(missing, extra), 0).sum())
 
 
 def evaluate_entries(instance: Instance, entries: np.ndarray) -> CostBreakdown:
@@ -85,7 +123,7 @@ def evaluate_entries(instance: Instance, entries: np.ndarray) -> CostBreakdown:
     present = table >= 0
     n_courses, ppd = instance.n_courses, instance.periods_per_day
 
-    lectures = int(np.abs(present.sum(axis=1) - instance.course_lectures).sum())
+    lectures = lectures_cost(instance, entries, table)
 
     conflicts = 0
     for c1 in range(n_courses):
@@ -135,10 +173,53 @@ def evaluate_entries(instance: Instance, entries: np.ndarray) -> CostBreakdown:
     )
 
 
-def validate_files(instance_path: str, solution_path: str) -> CostBreakdown:
-    """Read an instance and a solution file and evaluate (InputError on bad files)."""
+@dataclass(frozen=True)
+class FileCheck:
+    """The cost of a solution file and what validator.cc would warn about in it."""
+
+    breakdown: CostBreakdown
+    entries: int
+    repeated_entries: int  # entries naming a course in a period it already occupies
+    first_repeated_line: int | None  # 1-based line of the first one
+    warning: str | None  # one line about the repeated entries; None when there are none
+
+    def to_dict(self) -> dict[str, int | None]:
+        data: dict[str, int | None] = dict(self.breakdown.to_dict())
+        data["entries"] = self.entries
+        data["repeated_entries"] = self.repeated_entries
+        data["first_repeated_line"] = self.first_repeated_line
+        return data
+
+
+def check_files(instance_path: str, solution_path: str) -> FileCheck:
+    """Read an instance and a solution file, evaluate, and find repeated entries."""
     from islands.timetable.instance import read_ctt
-    from islands.timetable.solution import read_sol
+    from islands.timetable.solution import read_sol_lines
 
     instance = read_ctt(instance_path)
-    return evaluate_entries(instance, read_sol(solution_path, instance))
+    entries, lines = read_sol_lines(solution_path, instance)
+    repeated = repeated_entries(instance, entries)
+    first_line, warning = None, None
+    if len(repeated):
+        course, _, period = (int(v) for v in entries[repeated[0]])
+        first_line = int(lines[repeated[0]])
+        day, slot = divmod(period, instance.periods_per_day)
+        warning = (
+            f"{solution_path}:{first_line}: repeated entry: course "
+            f"{instance.course_names[course]} already has a lecture at day {day} period {slot} "
+            f"({len(repeated)} of {len(entries)} entries repeat one; skipped as "
+            "validator.cc does, and a course's entries beyond its lectures count as "
+            "Lectures violations)"
+        )
+    return FileCheck(
+        breakdown=evaluate_entries(instance, entries),
+        entries=len(entries),
+        repeated_entries=len(repeated),
+        first_repeated_line=first_line,
+        warning=warning,
+    )
+
+
+def validate_files(instance_path: str, solution_path: str) -> CostBreakdown:
+    """Read an instance and a solution file and evaluate (InputError on bad files)."""
+    return check_files(instance_path, solution_path).breakdown
