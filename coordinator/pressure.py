@@ -275,7 +275,9 @@ class PressureController:
             self.samples_after_action = 0
         elif action.kind == ActionKind.RESUME:
             self.commands.forget(island)
-            from_checkpoint = self.supervisor.start(island, resume=True)
+            from_checkpoint = self.supervisor.restart(island)
+            if from_checkpoint is None:
+                return
             self.bus.publish("restart", island=island, reason="resume",
                              from_checkpoint=from_checkpoint)
             if self.away.returned(island):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,10 @@ HEARTBEAT_FACTOR = 10.0  # ... or this many times its slowest gap so far, if lon
 STARTUP_DEADLINE_S = 300.0  # building the problem and the first generation may be slow
 DONE_STATES = {"generations": IslandState.DONE, "stopped": IslandState.STOPPED,
                "hibernated": IslandState.HIBERNATED}
+
+
+class SpawnFailed(Exception):
+    """The backend could not start an island (one line, with the cause)."""
 
 
 @dataclass
@@ -99,10 +104,17 @@ class Supervisor:
 
     # -- starting --------------------------------------------------------------------------
     def start(self, island: int, *, resume: bool = False) -> bool:
-        """Spawn `island`; True if it starts from its checkpoint (else from scratch)."""
+        """Spawn `island`; True if it starts from its checkpoint (else from scratch).
+
+        SpawnFailed if the backend cannot start it (e.g. /dev/shm is full).
+        """
         record = self.records[island]
         spec = self.spec_for(island, resume)
-        self.backend.spawn(spec)
+        try:
+            self.backend.spawn(spec)
+        except OSError as error:
+            raise SpawnFailed(f"cannot start island {island}: {error.strerror or error} "
+                              "(is /dev/shm full?)") from error
         record.finished = None
         record.state = IslandState.STARTING
         record.last_seen = self.clock()
@@ -192,15 +204,31 @@ class Supervisor:
         if record.failures >= self.max_failures or self.stopping:
             self.failed_islands.append(island)
             logger.warning("[GA] Island %d %s (exit code %s, failure %d of %d); the run goes on "
-                           "without it", island, _died(why), exitcode, record.failures,
+                           "without it", island, _died(why, exitcode), exitcode, record.failures,
                            self.max_failures)
             self.bus.publish("island_failed", island=island, failures=record.failures)
             return
-        from_checkpoint = self.start(island, resume=True)
+        from_checkpoint = self.restart(island)
+        if from_checkpoint is None:
+            return
         logger.warning("[GA] Island %d %s (exit code %s, failure %d of %d); restarted from %s",
-                       island, _died(why), exitcode, record.failures, self.max_failures,
+                       island, _died(why, exitcode), exitcode, record.failures, self.max_failures,
                        "its last checkpoint" if from_checkpoint else "a fresh start")
         self.bus.publish("restart", island=island, reason=why, from_checkpoint=from_checkpoint)
+
+    def restart(self, island: int) -> bool | None:
+        """Start `island` again from its checkpoint; None if it cannot be started: the run
+        goes on without it (a full /dev/shm at a restart must not end the run)."""
+        try:
+            return self.start(island, resume=True)
+        except SpawnFailed as error:
+            record = self.records[island]
+            record.finished, record.state = "crashed", IslandState.FAILED
+            self.failed_islands.append(island)
+            logger.warning("[GA] %s; the run goes on without it", error)
+            self.bus.publish("island_failed", island=island, failures=record.failures,
+                             error=str(error))
+            return None
 
     def terminate(self, island: int, grace: float = 2.0) -> None:
         """End `island` now (memory emergency); it is not a failure and is restarted later."""
@@ -276,8 +304,12 @@ class Supervisor:
                 if not r.live and r.finished in ("done:hibernated", "terminated")]
 
 
-def _died(why: str) -> str:
-    return "was stuck and was killed" if why == "stuck" else "died"
+def _died(why: str, exitcode: int | None) -> str:
+    if why == "stuck":
+        return "was stuck and was killed"
+    if exitcode == -signal.SIGKILL:  # we did not send it: the kernel's OOM killer, most likely
+        return "was killed by the kernel (SIGKILL), probably out of memory,"
+    return "died"
 
 
-__all__ = ["MAX_FAILURES", "IslandRecord", "Supervisor"]
+__all__ = ["MAX_FAILURES", "IslandRecord", "SpawnFailed", "Supervisor"]

@@ -15,12 +15,15 @@ dangerous direction. `format_bytes` prints the same binary units with short labe
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from enum import IntEnum
 from pathlib import Path
 
 import psutil
+
+_LOGGER = logging.getLogger("islands.memory")
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -185,18 +188,29 @@ def compute_budget(
 ) -> int:
     """The global memory budget in bytes.
 
-    An explicit size (`--memory-budget`) wins; otherwise `(total - reserve) * fraction` with
-    total = min(physical, cgroup limit) and reserve = `default_reserve_bytes(total)`.
+    An explicit size (`--memory-budget`) wins, but never exceeds `total - reserve`: what
+    the machine and its cgroup can give (capped with one warning line). Otherwise
+    `(total - reserve) * fraction` with total = min(physical, cgroup limit) and reserve =
+    `default_reserve_bytes(total)`.
     """
     if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
         raise BudgetError(f"invalid memory fraction {fraction!r}: must be in (0, 1], e.g. 0.7")
-    if explicit is not None:
-        try:
-            return parse_size(explicit)
-        except BudgetError as error:
-            raise BudgetError(f"memory budget: {error}") from None
     if total_bytes is None:
         total_bytes = total_memory_bytes()
+    if explicit is not None:
+        try:
+            asked = parse_size(explicit)
+        except BudgetError as error:
+            raise BudgetError(f"memory budget: {error}") from None
+        reserve = default_reserve_bytes(total_bytes) if reserve_bytes is None else reserve_bytes
+        ceiling = max(total_bytes - reserve, 1)
+        if asked > ceiling:
+            _LOGGER.warning(
+                "[MEMORY] Memory budget %s is more than this machine and its cgroup can give "
+                "(%s, less a reserve of %s): using %s", format_bytes(asked),
+                format_bytes(total_bytes), format_bytes(reserve), format_bytes(ceiling))
+            return ceiling
+        return asked
     if total_bytes <= 0:
         raise BudgetError(f"invalid total memory {total_bytes}: must be positive")
     if reserve_bytes is None:

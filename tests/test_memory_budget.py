@@ -218,3 +218,15 @@ def test_total_memory_is_min_of_physical_and_cgroup(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert total_memory_bytes(empty) == physical_memory_bytes()
+
+
+def test_an_explicit_budget_above_what_the_machine_can_give_is_capped_with_a_warning(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="islands.memory"):
+        assert compute_budget("64G", total_bytes=8 * GIB, reserve_bytes=GIB) == 7 * GIB
+    assert "more than this machine and its cgroup can give" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="islands.memory"):
+        assert compute_budget("6G", total_bytes=8 * GIB, reserve_bytes=GIB) == 6 * GIB
+    assert caplog.text == ""
