@@ -4,8 +4,13 @@ Covers: `BestKeeper`. `offer(Improved)` publishes every island improvement, keep
 global best (genome, fitness, island, generation), writes `best.*` through the
 problem's `write` to a temporary name and renames it (never half a file), notes the
 time to the first feasible solution (problems with `feasible_below`) and the largest
-generation at the last improvement (for the stagnation rule). `state()` /
-`restore()` are the best's part of the coordinator checkpoint.
+generation at the last improvement (for the stagnation rule). A write that fails (disk
+full, I/O error) leaves the best held in memory and `pending`: `retry()` (called every
+tick of the run loop, cheap while nothing is pending) writes it again with a backoff
+until it lands; one warning per failure streak, a `best_write_failed` event each time.
+`solution_file` names a file only while it holds the current best. `state()` /
+`restore()` are the best's part of the coordinator checkpoint; `adopt()` takes a
+better best found elsewhere (an island checkpoint, on resume).
 
 Does not cover: when the coordinator checkpoint is written (`coordinator.state`),
 what a genome means (the problem's `describe` and `write`).
@@ -13,6 +18,7 @@ what a genome means (the problem's `describe` and `write`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -27,6 +33,10 @@ from islands.errors import InputError
 from islands.protocol import Improved
 
 logger = logging.getLogger("islands.run")
+
+RETRY_FIRST_S = 0.25  # the first retry of a failed best write; doubled up to RETRY_MAX_S
+RETRY_MAX_S = 4.0
+WRITING_STEM = "best-writing"
 
 
 class BestKeeper:
@@ -44,6 +54,9 @@ class BestKeeper:
         self.time_to_feasible: float | None = None
         self.feasible_below = getattr(problem, "feasible_below", None)
         self.generation_mark = 0  # the furthest island generation when the best last improved
+        self.pending = False  # the best in memory is not (yet) the one in `best.*`
+        self.failures = 0  # failed writes in the current streak
+        self.retry_at = 0.0  # clock time of the next retry while pending
 
     def offer(self, message: Improved, generation_mark: int = 0) -> bool:
         """Take an island's improvement; True if it is a new global best."""
@@ -66,7 +79,8 @@ class BestKeeper:
         self.island, self.generation = message.island, message.generation
         self.generation_mark = generation_mark
         self.bus.publish("improved", **fields, **self._costs())
-        self.write()
+        self.pending = True  # written now, or by `retry` once a failed write's backoff is over
+        self.retry()
         if (self.feasible_below is not None and self.time_to_feasible is None
                 and message.fitness < self.feasible_below):
             self.time_to_feasible = self.clock()
@@ -85,17 +99,50 @@ class BestKeeper:
             return {}
         return {key: described[key] for key in ("hard_violations", "soft_cost") if key in described}
 
-    def write(self) -> None:
-        """`best.*` via `problem.write`, to a temp name then renamed: never half a file."""
+    def write(self) -> bool:
+        """`best.*` via `problem.write`, to a temp name then renamed: never half a file.
+
+        True once the current best is on disk. A failure keeps it pending (see `retry`)
+        and removes the half-written temp file; the previous `best.*` stays as it was.
+        """
         if self.genome is None:
-            return
+            return True
+        self.pending = True
         try:
-            written = Path(self.problem.write(self.genome, self.run_dir / "best-writing"))
+            written = Path(self.problem.write(self.genome, self.run_dir / WRITING_STEM))
             final = self.run_dir / f"best{written.suffix}"
             os.replace(written, final)
-            self.solution_file = final
-        except OSError as error:
-            logger.warning("[GA] Could not write the best solution: %s", error)
+        except Exception as error:  # OSError from the disk; a problem's own write may wrap it
+            self._failed(error)
+            return False
+        self.solution_file, self.pending = final, False
+        if self.failures:
+            logger.info("[GA] The best solution (fitness=%.6g) is written to %s after %d failed "
+                        "attempt(s)", self.fitness, final, self.failures)
+            self.bus.publish("best_written", file=str(final), fitness=self.fitness,
+                             failures=self.failures)
+        self.failures = 0
+        return True
+
+    def _failed(self, error: BaseException) -> None:
+        for leftover in self.run_dir.glob(f"{WRITING_STEM}*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        self.failures += 1
+        self.retry_at = self.clock() + min(RETRY_FIRST_S * 2 ** (self.failures - 1), RETRY_MAX_S)
+        if self.failures == 1:  # once per failure streak in the log; every failure an event
+            logger.warning("[GA] Could not write the best solution (%s); it is kept in memory "
+                           "and written again until it lands", error)
+        self.bus.publish("best_write_failed", error=str(error), failures=self.failures,
+                         fitness=self.fitness)
+
+    def retry(self, *, force: bool = False) -> bool:
+        """Write a pending best again once its backoff is over (`force`: now); True if on disk."""
+        if not self.pending:
+            return True
+        if not force and self.clock() < self.retry_at:
+            return False
+        return self.write()
 
     @property
     def found(self) -> bool:
@@ -133,6 +180,30 @@ class BestKeeper:
                              f"{problem_text}")
         self.genome, self.fitness = genome.copy(), fitness
         self.island, self.generation = best.get("island"), best.get("generation")
+        self.solution_file, self.pending = None, True  # `best.*` is rewritten from it at start
+
+    def adopt(self, best: dict[str, Any], source: Path) -> bool:
+        """Take `best` (a `state()` map, e.g. from an island checkpoint) if it is better.
+
+        One that does not fit the problem is skipped with a warning: a resume must not be
+        refused for an island's best when the coordinator checkpoint has its own.
+        """
+        try:
+            genome = np.frombuffer(best["genome"], dtype=np.dtype(best["dtype"])).reshape(
+                tuple(best["shape"])).astype(self.problem.genome_dtype)
+            fitness = float(best["fitness"])
+        except (KeyError, TypeError, ValueError) as error:
+            logger.warning("[GA] %s: best genome is malformed (%s); not used", source, error)
+            return False
+        if tuple(genome.shape) != tuple(np.atleast_1d(self.problem.genome_shape)):
+            logger.warning("[GA] %s: best genome does not fit the problem; not used", source)
+            return False
+        if not fitness < self.fitness:
+            return False
+        self.genome, self.fitness = genome.copy(), fitness
+        self.island, self.generation = best.get("island"), best.get("generation")
+        self.solution_file, self.pending = None, True
+        return True
 
 
 __all__ = ["BestKeeper"]

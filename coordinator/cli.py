@@ -16,8 +16,10 @@ Does not cover: the run itself (`coordinator.run`), config files
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -165,8 +167,14 @@ def prepare_demo(config: RunConfig) -> RunConfig:
         raise InputError("no problem spec given and the demo term generator is not installed; "
                          "give a spec such as rastrigin:dim=50") from None
     run_dir = Path(config.out) if config.out else default_run_dir("demo")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    term = write_demo_term(run_dir / "demo.ctt", seed=config.seed)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"cannot use run directory {run_dir}: it is a file, not a folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        term = write_demo_term(run_dir / "demo.ctt", seed=config.seed)
+    except OSError as error:  # a read-only or missing place, a file in the way, a full disk
+        raise InputError(f"cannot use run directory {run_dir}: {error.strerror or error} "
+                         f"(writing the demo term {run_dir / 'demo.ctt'})") from None
     logging.getLogger("islands.run").info(
         "[GA] No problem given: solving a generated demo term, written to %s", term)
     config.problem = f"timetable:{term}"
@@ -189,10 +197,21 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def finish(summary: dict[str, Any], as_json: bool) -> int:
-    """Print the summary if asked; the exit code for how the run stopped."""
-    if as_json:
-        sys.stdout.write(json.dumps(summary, default=_json_default) + "\n")
-        sys.stdout.flush()
+    """Print the summary if asked; the exit code for how the run stopped.
+
+    A best the disk never took (`solution_pending`) is printed without `--json` too: the
+    summary's `best_genome` is then the only copy of the result.
+    """
+    if as_json or summary.get("solution_pending"):
+        try:
+            sys.stdout.write(json.dumps(summary, default=_json_default) + "\n")
+            sys.stdout.flush()
+        except OSError as error:  # stdout on a full disk: say so, keep the run's exit code
+            logging.getLogger("islands.run").warning(
+                "[GA] Could not print the summary on stdout (%s); it is in %s/summary.json "
+                "if that could be written", error, summary.get("run_dir"))
+            with contextlib.suppress(OSError):  # so the exit's flush of stdout cannot fail
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if summary.get("stopped_by") in ("interrupted", "terminated"):
         # On the way out after a signal: one more Ctrl-C must not turn exit 130/143 into a
         # death by SIGINT during interpreter shutdown.

@@ -2,8 +2,9 @@
 
 Covers: `EventBus` (`publish(kind, **fields)` stamps the run time and hands the record
 to every subscriber, in order; a failing subscriber is logged, never raised) and
-`EventLog` (the `events.jsonl` subscriber: one JSON object a line, flushed, tolerant of
-a full disk; transient kinds such as per-island `telemetry` stay off the file).
+`EventLog` (the `events.jsonl` subscriber: one JSON object a line, one unbuffered
+write each, tolerant of a full disk at every step, close included; transient kinds
+such as per-island `telemetry` stay off the file).
 
 Event kinds, as published by the parts (fields after the colon):
 - run: `config` (the plan), `resumed`, `summary`;
@@ -12,7 +13,8 @@ Event kinds, as published by the parts (fields after the colon):
   transient `telemetry` (one per Telemetry message: island, generation, evaluations,
   best_fitness, population, population_bytes, cache_bytes, state, migration);
 - best keeper: `improved` (island, generation, fitness, global; hard and soft where the
-  problem describes them), `feasible`;
+  problem describes them), `feasible`, `best_write_failed` (error, failures, fitness),
+  `best_written` (file, fitness, failures: after failed writes);
 - pressure controller: `memory` (used_bytes, budget_bytes, level, coordinator_bytes,
   islands: {id: {pss, uss, slice}}), `pressure` (old, new, used_bytes), `action`
   (level, action, island, arg), `ack`;
@@ -26,8 +28,10 @@ Does not cover: what the parts decide (their own modules).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,36 +64,63 @@ class EventBus:
 
 
 class EventLog:
-    """The `events.jsonl` subscriber (appends: a resumed run goes on in the same file)."""
+    """The `events.jsonl` subscriber (appends: a resumed run goes on in the same file).
+
+    Unbuffered: each event is one `os.write` of one line, so nothing waits in a buffer
+    for `close()` to flush (a full disk cannot fail the close, and an event the disk
+    refused is skipped, not written later out of order). A line cut short by a full disk
+    (here, or by an earlier process) is ended before the next event, so every other line
+    stays one JSON object.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.file: Any = open(path, "a", encoding="utf-8")  # noqa: SIM115
-        self.failures = 0
+        self.fd: int | None = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        self.failures = 0  # events the disk refused, in all
+        self.streak = 0  # ... since the last one that was written
+        self.torn = self._ends_inside_a_line()  # a full disk or a crash may have cut it short
+
+    def _ends_inside_a_line(self) -> bool:
+        try:
+            size = os.fstat(self.fd).st_size if self.fd is not None else 0
+            return size > 0 and os.pread(self.fd, 1, size - 1) != b"\n"
+        except OSError:
+            return False
 
     def __call__(self, event: Event) -> None:
-        if self.file is None or event["event"] in TRANSIENT_KINDS:
+        if self.fd is None or event["event"] in TRANSIENT_KINDS:
             return
+        data = (json.dumps(event, default=str) + "\n").encode("utf-8")
+        if self.torn:
+            data = b"\n" + data
         try:
-            self.file.write(json.dumps(event, default=str) + "\n")
-            self.file.flush()
+            written = 0
+            while written < len(data):
+                written += os.write(self.fd, data[written:])
         except OSError as error:  # a full disk must not stop the run
             self.failures += 1
-            logger.debug("[GA] Could not write event %s: %s", event["event"], error)
+            self.streak += 1
+            self.torn = self.torn or written > 0
+            if self.streak == 1:
+                logger.warning("[GA] Could not write %s (%s); events are skipped until it can "
+                               "be written again", self.path, error)
+            return
+        self.torn = False
+        if self.streak:
+            logger.info("[GA] %s is written again (%d event(s) skipped)", self.path, self.streak)
+            self.streak = 0
 
     def offset(self) -> int:
         try:
-            return self.file.tell() if self.file is not None else 0
+            return os.lseek(self.fd, 0, os.SEEK_END) if self.fd is not None else 0
         except OSError:
             return 0
 
     def close(self) -> None:
-        if self.file is not None:
-            try:
-                self.file.close()
-            except OSError:
-                pass
-            self.file = None
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def read_events(path: Path) -> list[Event]:

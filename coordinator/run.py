@@ -28,8 +28,10 @@ from typing import Any
 from coordinator.backend import Backend, Exited
 from coordinator.config import RunConfig
 from coordinator.setup import Parts, RunContext, build_run
-from coordinator.state import already_finished, default_run_dir, load_resume
+from coordinator.state import already_finished, default_run_dir, island_bests, load_resume
 from coordinator.summary import build_summary
+from coordinator.supervisor import SpawnFailed
+from islands.errors import InputError
 from islands.protocol import (
     Ack,
     CheckpointFailed,
@@ -129,8 +131,11 @@ class Run:
     # -- the whole run ---------------------------------------------------------------------
     def loop(self) -> str:
         parts = self.parts
-        for island in range(self.context.plan.islands):
-            parts.supervisor.start(island, resume=self.context.resume_state is not None)
+        try:
+            for island in range(self.context.plan.islands):
+                parts.supervisor.start(island, resume=self.context.resume_state is not None)
+        except SpawnFailed as error:
+            raise InputError(str(error)) from None
         # A checkpoint from the start: a coordinator killed at once is still resumable.
         parts.checkpoints.write()
         while True:
@@ -140,6 +145,7 @@ class Run:
             parts.pressure.poll()
             parts.router.publish_totals()
             parts.checkpoints.maybe_write()
+            parts.best.retry()  # a best the disk refused is written again until it lands
             reason = self.stop_reason()
             if reason is not None:
                 return reason
@@ -203,6 +209,9 @@ def start_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     if resume_state:
         parts.best.restore(resume_state.get("best"), parts.directory.checkpoint_path,
                            context.problem_text)
+        for source, best in island_bests(parts.directory.path / "checkpoint"):
+            parts.best.adopt(best, source)  # an island may hold a better best than the file
+        parts.best.write()  # best.* from the best known now (it may have missed the disk)
         prior = float(resume_state.get("elapsed_s", 0.0))
         parts.bus.publish("resumed", run_id=context.run_id, elapsed_s=prior,
                           best_fitness=parts.best.fitness if parts.best.found else None,

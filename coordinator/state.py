@@ -8,7 +8,9 @@ checkpoint `checkpoint/coordinator.msgpack`: config, run id, plan, best, per-isl
 counts, elapsed time, how it stopped; written atomically at start, on each new best
 without fsync, every `checkpoint_interval` seconds and at the end; a failed write keeps
 the previous file and the run going); `load_resume` / `already_finished` for
-`islands resume`.
+`islands resume`, and `island_bests` (the best genome each island checkpoint holds:
+resume starts from the best of these and the coordinator checkpoint's, which may be
+older when the disk refused its writes).
 
 Does not cover: island checkpoints (the islands write them, `islands.checkpoint` is
 the format), what goes into the state (the run loop assembles it from its parts).
@@ -16,6 +18,8 @@ the format), what goes into the state (the run loop assembles it from its parts)
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -69,7 +73,15 @@ class RunDirectory:
         try:
             (self.path / "checkpoint").mkdir(parents=True, exist_ok=True)
             self.lock_handle = acquire_lock(self.path)
-            (self.path / "config.toml").write_text(config_toml)
+            try:  # atomic: a full disk leaves the previous config.toml whole
+                checkpoint_io.atomic_write_bytes(self.path / "config.toml", config_toml.encode(),
+                                                 mode=0o644)
+            except OSError as error:
+                if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                logger.warning("[GA] Could not write %s (%s); the run goes on (its config is "
+                               "in the coordinator checkpoint once the disk has room)",
+                               self.path / "config.toml", error)
         except OSError as error:
             self.close()
             raise InputError(f"cannot use run directory {self.path}: {error.strerror}") from None
@@ -89,10 +101,9 @@ def acquire_lock(run_dir: Path) -> Any:
         handle.close()
         raise InputError(f"{run_dir}: the run is still going (another islands process holds "
                          f"{LOCK_FILE}); stop it first (Ctrl-C or SIGTERM)") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")  # for people: which process works here
-    handle.flush()
+    with contextlib.suppress(OSError):  # for people: which process works here (a full disk
+        os.ftruncate(handle.fileno(), 0)  # leaves it empty; the lock is what counts)
+        os.write(handle.fileno(), f"{os.getpid()}\n".encode())
     return handle
 
 
@@ -172,6 +183,26 @@ def load_resume(
     return config, state
 
 
+def island_bests(checkpoint_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, best) for each island checkpoint that holds a best genome, in the
+    `BestKeeper.state()` form; a file that cannot be read is left out (resume checks them)."""
+    found = []
+    for path in sorted(Path(checkpoint_dir).glob("island-*.msgpack")):
+        try:
+            state = checkpoint_io.load_state(path)
+            if state.get("best_genome") is None or state.get("best_fitness") is None:
+                continue
+            genome = checkpoint_io.unpack_array(state["best_genome"])
+            best = {"genome": genome.tobytes(), "dtype": genome.dtype.str,
+                    "shape": list(genome.shape), "fitness": float(state["best_fitness"]),
+                    "island": state.get("island_id"), "generation": state.get("generation")}
+        except (InputError, KeyError, TypeError, ValueError) as error:
+            logger.warning("[GA] %s: no best genome read (%s)", path, error)
+            continue
+        found.append((path, best))
+    return found
+
+
 def already_finished(state: dict[str, Any]) -> str | None:
     """The stop reason if the checkpointed run finished (nothing left to resume)."""
     reason = state.get("stopped_by")
@@ -179,4 +210,4 @@ def already_finished(state: dict[str, Any]) -> str | None:
 
 
 __all__ = ["COORDINATOR_CHECKPOINT", "FINISHED_REASONS", "CheckpointWriter", "RunDirectory",
-           "acquire_lock", "already_finished", "default_run_dir", "load_resume"]
+           "acquire_lock", "already_finished", "default_run_dir", "island_bests", "load_resume"]

@@ -5,9 +5,13 @@ Covers: `build_summary(context, parts, stopped_by)`: the DESIGN.md summary field
 pressure events, run dir, stop reason) plus the project's additions (time to feasible,
 cleanups, migrants, failed islands, plan, evolution time, population and cache bytes,
 run id, island failures, and the problem's `describe()` of the best, such as hard and
-soft costs of a timetable). It writes `summary.json` (a failed write is logged; the
-summary is still returned and printed), publishes the `summary` event and logs the
-closing lines.
+soft costs of a timetable). It gives a best write that is still pending one last try
+(`solution_file` names a file only if it holds this best; otherwise `solution_pending`
+is true and the summary carries the genome itself as `best_genome`, and the CLI prints
+it on stdout with or without `--json`, so the result survives a disk that took none),
+writes `summary.json` atomically (a failed write keeps any previous file whole and is
+logged; the summary is still returned and printed with `--json`), publishes the
+`summary` event and logs the closing lines.
 
 Does not cover: collecting along the way (`coordinator.observers.SummaryRecorder`),
 printing it (`coordinator.cli`).
@@ -20,6 +24,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from islands.checkpoint import atomic_write_bytes
 from memory.budget import format_bytes
 
 if TYPE_CHECKING:
@@ -34,6 +39,7 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
     migrants = parts.router.totals()
     parts.bus.publish("migration", **migrants)
     best, hardware, recorder = parts.best, context.plan, parts.recorder
+    landed = best.retry(force=True)  # a best still held in memory: one last try to write it
     summary: dict[str, Any] = {
         "problem": context.problem_text,
         "best_fitness": best.fitness if math.isfinite(best.fitness) else None,
@@ -56,7 +62,8 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
         "chunk_size": hardware.chunk_size,
         "streaming": hardware.streaming,
         "seed": context.config.seed,
-        "solution_file": str(best.solution_file) if best.solution_file else None,
+        "solution_file": str(best.solution_file) if best.solution_file and landed else None,
+        "solution_pending": not landed,
         "evolution_s": recorder.evolution_seconds(context.stop.get("stopped_at")),
         "population_bytes": int(recorder.peak_population_bytes),
         "cache_bytes": int(recorder.peak_cache_bytes),
@@ -64,19 +71,27 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
         "resumed": context.resume_state is not None,
         "island_failures": {str(r.island): r.failures for r in records if r.failures},
     }
+    if not landed and best.genome is not None:  # the only copy of the result: print it
+        summary["best_genome"] = best.genome.tolist()
     summary.update(best.describe())
     try:
-        (parts.directory.path / "summary.json").write_text(
-            json.dumps(summary, indent=2, default=str))
+        atomic_write_bytes(parts.directory.path / "summary.json",
+                           json.dumps(summary, indent=2, default=str).encode("utf-8"), mode=0o644)
     except OSError as error:  # the summary is still returned (and printed with --json)
-        logger.warning("[GA] Could not write summary.json: %s", error)
+        logger.warning("[GA] Could not write summary.json (%s); the summary is printed with "
+                       "--json", error)
     parts.bus.publish("summary", stopped_by=stopped_by, best_fitness=summary["best_fitness"])
     fitness_text = f"{best.fitness:.6g}" if math.isfinite(best.fitness) else "none"
     logger.info("[GA] Complete: fitness=%s, cleanups=%d, freed=%s (stopped by %s, run dir %s)",
                 fitness_text, summary["cleanups"], format_bytes(summary["bytes_freed"]),
                 stopped_by, parts.directory.path)
-    if best.solution_file is not None:
+    if summary["solution_file"] is not None:
         logger.info("[GA] Best solution: %s", best.solution_file)
+    elif not landed:
+        logger.warning("[GA] The best solution (fitness=%s) could not be written after %d "
+                       "attempt(s); its genome is in the summary printed on stdout "
+                       "(best_genome)",
+                       fitness_text, best.failures)
     return summary
 
 

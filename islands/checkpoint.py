@@ -30,16 +30,20 @@ CHECKPOINT_FORMAT = "islands-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True,
+                       mode: int | None = None) -> None:
     """Write `data` to `path` so that readers see the old content or the new, never a mix.
 
     A failed write (disk full, I/O error) raises OSError and leaves the old file as it
-    was; the temp file is removed.
+    was; the temp file is removed. The file is private to the user (0600) unless `mode`
+    says otherwise (0644 for files people read, such as `summary.json`).
     """
     path = Path(path)
     directory = path.parent
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        if mode is not None:
+            os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as temp_file:
             temp_file.write(data)
             temp_file.flush()
