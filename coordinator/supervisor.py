@@ -270,6 +270,13 @@ class Supervisor:
         live = [r.island for r in self.records.values() if r.live]
         for island in live:
             self.send_command(island, CommandKind.STOP, 0.0, seq=-1)
+        for island in live:
+            record = self.records[island]
+            silent = self.clock() - record.last_seen
+            # Already silent far past its usual gap: it will not answer, so no grace for it.
+            if record.generation > 0 and silent > max(2.0, 4 * record.slowest_gap):
+                record.finished = "killed at stop"
+                self.backend.kill(island, 0.5)
         deadline = self.clock() + grace
         while self.clock() < deadline and any(self.records[i].live for i in live):
             for item in self.backend.receive(0.1):
