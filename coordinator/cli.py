@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from coordinator.config import BACKENDS, TOPOLOGIES, RunConfig, resolve_config
+from coordinator.signals import STOP_EXIT_CODES
 from islands.errors import InputError
 from memory.budget import BudgetError, parse_size
 
@@ -36,14 +37,16 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
-EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_CODES_TEXT = """exit codes:
   0    finished (a limit, the target or stagnation was reached; or resume: already finished)
   1    every island failed (see events.jsonl and the log for the traceback)
   2    bad input: usage, problem spec, config file, budget, run directory, checkpoint
+  129  stopped by SIGHUP; checkpoint and best solution written (islands resume RUN_DIR)
   130  stopped by Ctrl-C; checkpoint and best solution written (islands resume RUN_DIR)
   143  stopped by SIGTERM; checkpoint and best solution written (islands resume RUN_DIR)
-A second Ctrl-C stops at once (exit code 130; the last periodic checkpoint stays)."""
+Signals stop gracefully at any moment, warm-up included; one sent to the whole process
+group (timeout, systemd) is a clean stop too. A second Ctrl-C stops at once (exit code
+130; the last periodic checkpoint stays)."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -212,12 +215,11 @@ def finish(summary: dict[str, Any], as_json: bool) -> int:
                 "if that could be written", error, summary.get("run_dir"))
             with contextlib.suppress(OSError):  # so the exit's flush of stdout cannot fail
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    if summary.get("stopped_by") in ("interrupted", "terminated"):
+    if summary.get("stopped_by") in STOP_EXIT_CODES:
         # On the way out after a signal: one more Ctrl-C must not turn exit 130/143 into a
         # death by SIGINT during interpreter shutdown.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED,
-            "terminated": EXIT_TERMINATED}.get(summary.get("stopped_by"), EXIT_OK)
+    return {"failed": EXIT_FAILED, **STOP_EXIT_CODES}.get(summary.get("stopped_by"), EXIT_OK)
 
 
 def command_resume(args: argparse.Namespace) -> int:

@@ -10,7 +10,10 @@ reports an exit, and reports each exit once. `kill` asks (SIGTERM), waits, then 
 (SIGKILL). `memory` measures the coordinator and every live worker with a `MemoryProbe`
 (PSS/USS/RSS; injectable: tests replay pressure). `island_process_main` is the worker
 process's entry: ignore SIGINT (the coordinator turns Ctrl-C into a graceful stop),
-exit when the parent dies, attach the shared arrays, run `islands.worker.serve_island`.
+turn SIGTERM and SIGHUP into the island's own graceful stop (checkpoint, then exit: a
+SIGTERM to the whole process group, as `timeout` and systemd send, is a clean stop and
+the "ask" of `kill`), exit when the parent dies, attach the shared arrays, run
+`islands.worker.serve_island`.
 
 Does not cover: what the messages mean (the coordinator's parts), the worker loop
 (`islands.worker`), measuring one process (`memory.probe`).
@@ -57,10 +60,13 @@ def island_process_main(spec: WorkerSpec, handles: dict[str, SharedArrayHandle],
                         outbox: Any, parent: int) -> None:
     """Entry point of one island process (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
     _watch_parent(parent)
     shared = {name: SharedArray.attach(handle) for name, handle in handles.items()}
     channel = PipeChannel(inbox, outbox)
-    code = serve_island(spec, channel, {name: s.array for name, s in shared.items()})
+    code = serve_island(spec, channel, {name: s.array for name, s in shared.items()}, stop.is_set)
     # Views into shared segments must be gone before the segments close.
     gc.collect()
     for segment in shared.values():

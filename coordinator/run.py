@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
-import threading
 import time
 from typing import Any
 
 from coordinator.backend import Backend, Exited
 from coordinator.config import RunConfig
 from coordinator.setup import Parts, RunContext, build_run
+from coordinator.signals import GracefulStop
 from coordinator.state import already_finished, default_run_dir, island_bests, load_resume
 from coordinator.summary import build_summary
 from coordinator.supervisor import SpawnFailed
@@ -47,7 +46,7 @@ from memory.probe import MemoryProbe
 logger = logging.getLogger("islands.run")
 
 TICK_S = 0.1
-STOP_GRACE_S = 4.0  # a graceful stop (Ctrl-C, SIGTERM) must end within about 5 s
+STOP_GRACE_S = 4.0  # a graceful stop (Ctrl-C, SIGTERM, SIGHUP) must end within about 5 s
 
 
 class Run:
@@ -124,6 +123,8 @@ class Run:
             return "stagnation"
         if parts.supervisor.live_islands() or parts.supervisor.waiting_islands():
             return None
+        if any(r.finished == "done:terminated" for r in records):
+            return "terminated"  # each island was sent a signal of its own; resume goes on
         if all(r.state == IslandState.FAILED for r in records):
             return "failed"
         return "generations" if config.generations is not None else "finished"
@@ -132,7 +133,9 @@ class Run:
     def loop(self) -> str:
         parts = self.parts
         try:
-            for island in range(self.context.plan.islands):
+            # A signal during the warm-up stops the run before any island starts.
+            for island in range(0 if self.context.stop.get("stop_requested") else
+                               self.context.plan.islands):
                 parts.supervisor.start(island, resume=self.context.resume_state is not None)
         except SpawnFailed as error:
             raise InputError(str(error)) from None
@@ -161,6 +164,7 @@ class Run:
             try:
                 self.context.stop["stopped_at"] = time.monotonic()
                 self.parts.supervisor.stop_all(STOP_GRACE_S, self.dispatch)
+                self.parts.directory.sweep_temp_files()  # an island killed mid-write left one
                 self.context.stop["stopped_by"] = stopped_by
                 self.summary = build_summary(self.context, self.parts, stopped_by)
                 # Written last: it says how the run stopped and holds the final best.
@@ -172,39 +176,16 @@ class Run:
         return self.summary
 
 
-class _GracefulStop:
-    """First Ctrl-C / SIGTERM asks the run to stop; a second one stops at once."""
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _GracefulStop:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self.previous[signum] = signal.signal(signum, self.handle)
-        return self
-
-    def handle(self, signum: int, frame: Any) -> None:
-        if self.run.context.stop.get("stopped_by") is not None:
-            return  # islands already stopped: the summary and checkpoint are being written
-        if self.run.context.stop.get("stop_requested"):
-            raise KeyboardInterrupt
-        self.run.request_stop("interrupted" if signum == signal.SIGINT else "terminated")
-        logger.warning("[GA] Stopping: finishing islands and writing the best solution "
-                       "(press Ctrl-C again to stop at once)")
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous)
-
-
 def start_run(config: RunConfig, *, probe: MemoryProbe | None = None,
               backend: Backend | None = None, cores: int | None = None,
-              resume_state: dict[str, Any] | None = None) -> Run:
-    """A run with every part built (directory created and locked), not yet started."""
+              resume_state: dict[str, Any] | None = None,
+              stop: dict[str, Any] | None = None) -> Run:
+    """A run with every part built (directory created and locked), not yet started.
+
+    `stop` is the map a `GracefulStop` writes a signal's stop request into.
+    """
     context, parts = build_run(config, probe=probe, backend=backend, cores=cores,
-                               resume_state=resume_state)
+                               resume_state=resume_state, stop=stop)
     run = Run(context, parts)
     if resume_state:
         parts.best.restore(resume_state.get("best"), parts.directory.checkpoint_path,
@@ -230,8 +211,10 @@ def execute_run(config: RunConfig, *, probe: MemoryProbe | None = None,
 
     With `resume_state` (from `load_resume`), the run goes on from its checkpoints.
     """
-    run = start_run(config, probe=probe, backend=backend, cores=cores, resume_state=resume_state)
-    with _GracefulStop(run):
+    stop: dict[str, Any] = {}
+    with GracefulStop(stop):  # from the start: a signal during the warm-up stops cleanly too
+        run = start_run(config, probe=probe, backend=backend, cores=cores,
+                        resume_state=resume_state, stop=stop)
         return run.execute()
 
 

@@ -5,7 +5,8 @@ the time a resumed run had already spent), `RunContext` (what every part may rea
 config, plan, problem, run id, resume state) and `build_run`: build the problem, plan
 islands inside the budget (a budget that fits nothing fails before anything is
 created), open and lock the run directory, start the event stream, warm the problem
-up, share its arrays through the backend, and wire the MemoryManager, supervisor,
+up (in a helper thread, so that a signal's stop request ends the wait at once: the
+warm-up is left to finish in the background and no island starts), share its arrays through the backend, and wire the MemoryManager, supervisor,
 router, pressure controller, best keeper and checkpoint writer. What was made is
 undone if a later step fails.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -36,10 +38,9 @@ from coordinator.router import MigrantRouter
 from coordinator.state import CheckpointWriter, RunDirectory, default_run_dir
 from coordinator.supervisor import Supervisor
 from islands.errors import InputError
-from islands.params import IslandParams
+from islands.params import IslandParams, MigrationSettings, WorkerSpec
 from islands.problem import build_problem, parse_spec
 from islands.topology import Topology
-from islands.worker import MigrationSettings, WorkerSpec
 from memory import MemoryManager, Thresholds
 from memory.budget import compute_budget
 from memory.probe import MemoryProbe, own_memory
@@ -101,8 +102,10 @@ def plan(config: RunConfig, problem: Any, arrays: dict[str, Any], cores: int | N
 
 def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
               backend: Backend | None = None, cores: int | None = None,
-              resume_state: dict[str, Any] | None = None) -> tuple[RunContext, Parts]:
-    """Everything a run needs, created in order (see the module docstring)."""
+              resume_state: dict[str, Any] | None = None,
+              stop: dict[str, Any] | None = None) -> tuple[RunContext, Parts]:
+    """Everything a run needs, created in order (see the module docstring); `stop` is the
+    run's stop map (a `GracefulStop` writes into it)."""
     problem = build_problem(config.problem)
     problem_text = str(parse_spec(config.problem))
     arrays = problem.shared_arrays()
@@ -113,7 +116,8 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
         raise InputError(f"bad thresholds: {error}") from None
     run_id = str(resume_state["run_id"]) if resume_state else uuid.uuid4().hex[:12]
     clock = RunClock(float(resume_state.get("elapsed_s", 0.0)) if resume_state else 0.0)
-    context = RunContext(config, hardware, problem, problem_text, run_id, clock, resume_state)
+    context = RunContext(config, hardware, problem, problem_text, run_id, clock, resume_state,
+                         {} if stop is None else stop)
     directory = RunDirectory(Path(config.out or default_run_dir(problem_text)))
     directory.open(config.to_toml())
     bus = EventBus(clock.elapsed)
@@ -124,7 +128,7 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
         logger.info(hardware.log_line())
         for reason in hardware.reasons:
             logger.debug("[GA] %s", reason)
-        _warm_up(problem, clock)
+        _warm_up(problem, clock, context.stop)
         backend.share(arrays)
         del arrays
         parts = _wire(context, directory, bus, event_log, backend, thresholds)
@@ -136,9 +140,25 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     return context, parts
 
 
-def _warm_up(problem: Any, clock: RunClock) -> None:
+def _warm_up(problem: Any, clock: RunClock, stop: dict[str, Any]) -> None:
     started = time.monotonic()
-    problem.warm_up()
+    failure: list[BaseException] = []
+
+    def warm() -> None:
+        try:
+            problem.warm_up()
+        except BaseException as error:  # raised again in the coordinator's thread
+            failure.append(error)
+
+    # A cold compile takes a minute and cannot be interrupted; a stop must not wait for it.
+    worker = threading.Thread(target=warm, name="warm-up", daemon=True)
+    worker.start()
+    while worker.is_alive() and not stop.get("stop_requested"):
+        worker.join(0.1)
+    if failure:
+        raise failure[0]
+    if worker.is_alive():
+        logger.info("[GA] Stopped during the warm-up; no island was started")
     warm_up_s = time.monotonic() - started
     # A one-time compilation (first run after install) must not eat the search's time limit.
     clock.skip(warm_up_s)

@@ -3,7 +3,8 @@
 Covers: `default_run_dir`; `RunDirectory` (creates `checkpoint/`, writes the resolved
 `config.toml`, and holds an exclusive lock on `RUN_DIR/.lock` while a coordinator
 works there: the kernel drops it when the process dies, so a crashed run can be
-resumed and a live one cannot be entered twice); `CheckpointWriter` (the coordinator
+resumed and a live one cannot be entered twice; the temp files of writers killed
+mid-write are swept once the lock is held and after the islands stopped); `CheckpointWriter` (the coordinator
 checkpoint `checkpoint/coordinator.msgpack`: config, run id, plan, best, per-island
 counts, elapsed time, how it stopped; written atomically at start, on each new best
 without fsync, every `checkpoint_interval` seconds and at the end; a failed write keeps
@@ -73,6 +74,7 @@ class RunDirectory:
         try:
             (self.path / "checkpoint").mkdir(parents=True, exist_ok=True)
             self.lock_handle = acquire_lock(self.path)
+            self.sweep_temp_files()
             try:  # atomic: a full disk leaves the previous config.toml whole
                 checkpoint_io.atomic_write_bytes(self.path / "config.toml", config_toml.encode(),
                                                  mode=0o644)
@@ -85,6 +87,14 @@ class RunDirectory:
         except OSError as error:
             self.close()
             raise InputError(f"cannot use run directory {self.path}: {error.strerror}") from None
+
+    def sweep_temp_files(self) -> None:
+        """Remove the temp files of killed writers (call only while none is alive)."""
+        removed = [*checkpoint_io.sweep_temp_files(self.path),
+                   *checkpoint_io.sweep_temp_files(self.path / "checkpoint")]
+        if removed:
+            logger.info("[GA] Removed %d temp file(s) left by writes cut short (%s)", len(removed),
+                        ", ".join(path.name for path in removed[:3]))
 
     def close(self) -> None:
         if self.lock_handle is not None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from coordinator.backend import Backend, Exited
 from coordinator.events import EventBus
+from islands.params import WorkerSpec
 from islands.protocol import (
     EVOLVING_STATES,
     Ack,
@@ -38,7 +39,6 @@ from islands.protocol import (
     Telemetry,
     ToCoordinator,
 )
-from islands.worker import WorkerSpec
 
 logger = logging.getLogger("islands.run")
 
@@ -47,7 +47,7 @@ HEARTBEAT_FLOOR_S = 10.0  # an evolving island silent this long is stuck
 HEARTBEAT_FACTOR = 10.0  # ... or this many times its slowest gap so far, if longer
 STARTUP_DEADLINE_S = 300.0  # building the problem and the first generation may be slow
 DONE_STATES = {"generations": IslandState.DONE, "stopped": IslandState.STOPPED,
-               "hibernated": IslandState.HIBERNATED}
+               "terminated": IslandState.STOPPED, "hibernated": IslandState.HIBERNATED}
 
 
 class SpawnFailed(Exception):
@@ -69,7 +69,7 @@ class IslandRecord:
     measured_bytes: int = 0  # USS from the last memory sample
     migration: dict[str, Any] = field(default_factory=dict)
     failures: int = 0
-    finished: str | None = None  # why its worker ended; None while one runs
+    finished: str | None = "not started"  # why its worker ended; None while one runs
     last_seen: float = 0.0
     slowest_gap: float = 0.0  # longest silence seen between two messages once evolving
 
@@ -143,9 +143,15 @@ class Supervisor:
                 record.state = IslandState.HIBERNATED
         elif isinstance(message, Done):
             record.generation = max(record.generation, message.generation)
+            self.bus.publish("island_done", island=message.island, reason=message.reason)
+            if not record.live:
+                return  # its end was decided here first (terminated, stuck, killed at stop)
             record.state = DONE_STATES.get(message.reason, IslandState.DONE)
             record.finished = f"done:{message.reason}"
-            self.bus.publish("island_done", island=message.island, reason=message.reason)
+            if message.reason == "terminated" and not self.stopping:
+                logger.warning("[GA] Island %d was sent SIGTERM or SIGHUP: it wrote its checkpoint "
+                               "and stopped; the run goes on without it (`islands resume` "
+                               "restarts it)", message.island)
             if message.reason == "hibernated":
                 logger.info("[GA] Island %d hibernated", message.island)
                 self.bus.publish("hibernated", island=message.island)
@@ -196,12 +202,20 @@ class Supervisor:
 
     def _crashed(self, record: IslandRecord, exitcode: int | None, why: str) -> None:
         island = record.island
-        record.finished, record.state = "crashed", IslandState.FAILED
         record.measured_bytes = 0
+        if self.stopping:
+            # Ending while the run stops (a signal to the whole process group, the stop
+            # grace) is no failure: its last checkpoint is what resume starts from.
+            record.finished, record.state = "ended at stop", IslandState.STOPPED
+            logger.info("[GA] Island %d ended during the stop (exit code %s)", island, exitcode)
+            self.bus.publish("island_done", island=island, reason="ended at stop",
+                             exitcode=exitcode)
+            return
+        record.finished, record.state = "crashed", IslandState.FAILED
         record.failures += 1
         self.bus.publish("crash", island=island, exitcode=exitcode, failures=record.failures,
                          reason=why)
-        if record.failures >= self.max_failures or self.stopping:
+        if record.failures >= self.max_failures:
             self.failed_islands.append(island)
             logger.warning("[GA] Island %d %s (exit code %s, failure %d of %d); the run goes on "
                            "without it", island, _died(why, exitcode), exitcode, record.failures,

@@ -7,7 +7,7 @@ process, not against a power cut, for writes too frequent to wait for the disk),
 `{"format": "islands-checkpoint", "v": 1, "state": {...}}`; unreadable, garbled or
 foreign files raise `InputError` naming the file) and `pack_array()` / `unpack_array()`
 (an array as `{"dtype", "shape", "data"}` with explicit byte order), which
-`Island.state()` uses.
+`Island.state()` uses; `sweep_temp_files()` removes the temp files a killed writer left.
 
 Does not cover: what goes into an island's state (`islands.island.Island.state`), when
 checkpoints are written, the run directory layout and resuming (the coordinator).
@@ -63,6 +63,18 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True,
             os.fsync(directory_fd)
         finally:
             os.close(directory_fd)
+
+
+def sweep_temp_files(directory: Path, name: str = "*") -> list[Path]:
+    """Remove the temp files `atomic_write_bytes` left in `directory` for `name` (every
+    file by default): a writer killed mid-write (SIGKILL after a stop grace) leaves one.
+    Call only where no writer of those files is alive. Returns what was removed."""
+    removed = []
+    for temp in Path(directory).glob(f".{name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            temp.unlink()
+            removed.append(temp)
+    return removed
 
 
 def save_state(path: Path, state: dict[str, Any], *, durable: bool = True) -> None:

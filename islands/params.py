@@ -1,6 +1,7 @@
-"""Island parameters: the one dataclass that travels from the config to the worker to the Island.
+"""Island parameters: what travels from the config to the worker to the Island.
 
-Covers: `IslandParams` (population bounds, streaming and chunk size, fitness-cache
+Covers: `WorkerSpec` (everything one island worker is given, picklable, sent once at
+spawn), `MigrationSettings` (its migration part), `IslandParams` (population bounds, streaming and chunk size, fitness-cache
 bounds, operator parameters), its range checks, and its form inside an island
 checkpoint (`checkpoint_config()` / `from_checkpoint()`, the `config` map of
 `Island.state()`, unchanged on disk).
@@ -12,7 +13,7 @@ using them (`islands.island.Island`, `islands.population.StreamingPopulation`).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from islands.errors import InputError
@@ -91,4 +92,38 @@ class IslandParams:
         )
 
 
-__all__ = ["OPERATOR_PARAMS", "IslandParams"]
+@dataclass(frozen=True)
+class MigrationSettings:
+    """How an island migrates: to its topology's targets, `migrants` elites every `interval`
+    generations; with `sync` it waits (up to `sync_timeout` s) for its sources in lockstep."""
+
+    topology: str = "ring"
+    interval: int = 5
+    migrants: int = 2
+    sync: bool = False
+    sync_timeout: float = 60.0
+
+
+@dataclass
+class WorkerSpec:
+    """Everything one island needs (picklable; sent once at spawn)."""
+
+    island_id: int
+    n_islands: int
+    run_id: str
+    problem_spec: str
+    params: IslandParams
+    checkpoint_path: str
+    run_seed: int = 0
+    migration: MigrationSettings = field(default_factory=MigrationSettings)
+    max_generations: int | None = None
+    checkpoint_interval: float = 10.0  # seconds between periodic checkpoints
+    resume_from: str | None = None
+    time_budget_s: float | None = None  # seconds this island has left under the time limit
+    # source -> last generation it sent migrants of while this island was away (no wait for them)
+    sync_floor: dict[int, int] = field(default_factory=dict)
+    telemetry_s: float = 0.25  # at most one Telemetry per this many seconds (plus forced ones)
+    best_report_s: float = 0.25
+
+
+__all__ = ["OPERATOR_PARAMS", "IslandParams", "MigrationSettings", "WorkerSpec"]

@@ -130,7 +130,8 @@ class CheckpointFailed:
 
 @dataclass(frozen=True)
 class Done:
-    """The island's loop ended: `reason` is "generations", "stopped" or "hibernated"."""
+    """The island's loop ended: `reason` is "generations", "stopped", "terminated" (a signal
+    to the island itself) or "hibernated"."""
 
     TAG: ClassVar[int] = 7
     island: int

@@ -1,7 +1,7 @@
 """The island worker loop: one Island evolving behind a channel of typed messages.
 
-Covers: `WorkerSpec` (all one island needs; picklable, sent once at spawn) and
-`serve_island(spec, channel, arrays)`: build the problem, build or restore the Island,
+Covers: `serve_island(spec, channel, arrays)` (the spec, `islands.params.WorkerSpec`, is
+all one island needs): build the problem, build or restore the Island,
 run `IslandLoop` until the generation limit, a stop or hibernate command, or the end of
 the coordinator's side of the channel; return the exit code (1 after an exception,
 which is first sent once as `Failed`). Each generation the loop handles what came in
@@ -13,8 +13,11 @@ and checkpoints `Island.state()`: after the first generation, every
 write sends `CheckpointFailed`; the island evolves on). In `sync` (lockstep) mode it
 waits at each migration for the migrants of every source it expects (`LockstepInbox`),
 handling commands meanwhile, and takes them in source order: a run repeats from its seed.
+When `stop_requested()` turns true (the backend's SIGTERM/SIGHUP handler) the island stops
+as if told to: checkpoint, then `Done("terminated")`. Temp files a killed predecessor left
+beside its checkpoint are removed at start.
 
-Does not cover: signals, watchdogs, pids, shared-memory segments (the coordinator's
+Does not cover: signal handlers, watchdogs, pids, shared-memory segments (the coordinator's
 backends, which then call `serve_island`), evolution (`islands.island`), messages and
 their encoding (`islands.protocol`), transports (`islands.channel`), the migrant codec
 (`islands.migration`), topologies (`islands.topology`), routing and policy (`coordinator`).
@@ -26,7 +29,6 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,10 @@ import numpy as np
 
 from islands import protocol
 from islands.channel import Channel, CoordinatorGone
-from islands.checkpoint import load_state, save_state
+from islands.checkpoint import load_state, save_state, sweep_temp_files
 from islands.island import Island
 from islands.migration import MigrationStats, decode_migrants, encode_migrants, should_migrate
-from islands.params import IslandParams
+from islands.params import MigrationSettings, WorkerSpec
 from islands.problem import attach_problem
 from islands.protocol import CommandKind, IslandState
 from islands.topology import Topology
@@ -47,41 +49,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # the worker reported an exception (see `Failed`)
 SYNC_POLL_S = 0.05  # how long one wait for a message lasts while in lockstep
 FINAL_STATES = {"generations": IslandState.DONE, "stopped": IslandState.STOPPED,
-                "hibernated": IslandState.HIBERNATED}
-
-
-@dataclass(frozen=True)
-class MigrationSettings:
-    """How an island migrates: to its topology's targets, `migrants` elites every `interval`
-    generations; with `sync` it waits (up to `sync_timeout` s) for its sources in lockstep."""
-
-    topology: str = "ring"
-    interval: int = 5
-    migrants: int = 2
-    sync: bool = False
-    sync_timeout: float = 60.0
-
-
-@dataclass
-class WorkerSpec:
-    """Everything one island needs (picklable; sent once at spawn)."""
-
-    island_id: int
-    n_islands: int
-    run_id: str
-    problem_spec: str
-    params: IslandParams
-    checkpoint_path: str
-    run_seed: int = 0
-    migration: MigrationSettings = field(default_factory=MigrationSettings)
-    max_generations: int | None = None
-    checkpoint_interval: float = 10.0  # seconds between periodic checkpoints
-    resume_from: str | None = None
-    time_budget_s: float | None = None  # seconds this island has left under the time limit
-    # source -> last generation it sent migrants of while this island was away (no wait for them)
-    sync_floor: dict[int, int] = field(default_factory=dict)
-    telemetry_s: float = 0.25  # at most one Telemetry per this many seconds (plus forced ones)
-    best_report_s: float = 0.25
+                "terminated": IslandState.STOPPED, "hibernated": IslandState.HIBERNATED}
 
 
 class MigrantExchange:
@@ -194,9 +162,13 @@ class Reporter:
 class IslandLoop:
     """The generation loop of one island around an `Island`, over a `Channel`."""
 
-    def __init__(self, spec: WorkerSpec, problem: Any, channel: Channel) -> None:
+    def __init__(self, spec: WorkerSpec, problem: Any, channel: Channel,
+                 stop_requested: Callable[[], bool] = lambda: False) -> None:
         self.spec = spec
         self.channel = channel
+        self.stop_requested = stop_requested
+        checkpoint = Path(spec.checkpoint_path)
+        sweep_temp_files(checkpoint.parent, checkpoint.name)  # only this island writes them
         self.restored = bool(spec.resume_from and Path(spec.resume_from).exists())
         self.island = self._build_island(problem)
         self.protocol_stats = protocol.ProtocolStats()
@@ -226,7 +198,14 @@ class IslandLoop:
             reason = self.handle(data)
             if reason is not None:
                 return reason
-        return None
+        return self.signalled()
+
+    def signalled(self) -> str | None:
+        """After SIGTERM/SIGHUP to this process: checkpoint and end ("terminated")."""
+        if not self.stop_requested():
+            return None
+        self.checkpoint()
+        return "terminated"
 
     def handle(self, data: bytes) -> str | None:
         message = protocol.decode(data, self.protocol_stats, expect=protocol.TO_ISLAND)
@@ -330,7 +309,7 @@ class IslandLoop:
             self.telemetry()  # throttled: shows the island waits, not hangs
             # Commands (stop, hibernate) must not wait behind a slow neighbour.
             data = self.channel.receive(SYNC_POLL_S)
-            reason = None if data is None else self.handle(data)
+            reason = self.signalled() if data is None else self.handle(data)
             if reason is not None:
                 return reason
         self.exchange.take(self.lockstep.take(generation))
@@ -371,16 +350,17 @@ class IslandLoop:
         self.send(protocol.Done(self.spec.island_id, reason, self.island.generation))
 
 
-def serve_island(spec: WorkerSpec, channel: Channel, arrays: Mapping[str, np.ndarray]) -> int:
+def serve_island(spec: WorkerSpec, channel: Channel, arrays: Mapping[str, np.ndarray],
+                 stop_requested: Callable[[], bool] = lambda: False) -> int:
     """Build the problem (from `arrays`: shared-memory views in a process) and the island, run
     the loop, return the exit code. Once it returned (and after a `gc.collect()` for cycles),
     nothing refers to `arrays`: the caller may close its segments. SystemExit and
-    KeyboardInterrupt pass through: signals are the caller's business."""
+    KeyboardInterrupt pass through: signal handlers are the caller's business."""
     try:
         problem = attach_problem(spec.problem_spec, arrays)
         if spec.time_budget_s:
             problem.set_time_budget(spec.time_budget_s)
-        IslandLoop(spec, problem, channel).run()
+        IslandLoop(spec, problem, channel, stop_requested).run()
     except CoordinatorGone:
         pass
     except Exception:  # report it, then exit: the coordinator decides what next
