@@ -10,7 +10,8 @@ tick of the run loop, cheap while nothing is pending) writes it again with a bac
 until it lands; one warning per failure streak, a `best_write_failed` event each time.
 `solution_file` names a file only while it holds the current best. `state()` /
 `restore()` are the best's part of the coordinator checkpoint; `adopt()` takes a
-better best found elsewhere (an island checkpoint, on resume).
+better best found elsewhere (an island checkpoint, on resume); both score a saved
+best again against the problem as it is now and refuse one outside its domain.
 
 Does not cover: when the coordinator checkpoint is written (`coordinator.state`),
 what a genome means (the problem's `describe` and `write`).
@@ -166,44 +167,68 @@ class BestKeeper:
                 "fitness": float(self.fitness), "island": self.island,
                 "generation": self.generation}
 
-    def restore(self, best: Any, source: Path, problem_text: str) -> None:
+    def restore(self, best: Any, source: Path, problem_text: str, *, rescore: bool = True) -> None:
+        """Take the coordinator checkpoint's best, scored against the problem as it is now.
+
+        InputError if it does not fit the problem (another instance: nothing of the run
+        fits it); one outside the problem's domain (a damaged file) is left out with a
+        warning: the island checkpoints may hold the best again.
+        """
         if not best:
             return
-        try:
-            genome = np.frombuffer(best["genome"], dtype=np.dtype(best["dtype"])).reshape(
-                tuple(best["shape"])).astype(self.problem.genome_dtype)
-            fitness = float(best["fitness"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise InputError(f"checkpoint {source}: best solution is malformed ({error})") from None
-        if tuple(genome.shape) != tuple(np.atleast_1d(self.problem.genome_shape)):
-            raise InputError(f"checkpoint {source}: best solution does not fit problem "
-                             f"{problem_text}")
-        self.genome, self.fitness = genome.copy(), fitness
-        self.island, self.generation = best.get("island"), best.get("generation")
-        self.solution_file, self.pending = None, True  # `best.*` is rewritten from it at start
+        checked = self._checked(best, source, rescore)
+        if isinstance(checked, str):
+            if "does not fit" in checked or "malformed" in checked:
+                raise InputError(f"checkpoint {source}: best solution {checked} "
+                                 f"(problem {problem_text})")
+            logger.warning("[GA] %s: best solution %s; not used", source, checked)
+            return
+        self._take(best, *checked)
 
-    def adopt(self, best: dict[str, Any], source: Path) -> bool:
+    def adopt(self, best: dict[str, Any], source: Path, *, rescore: bool = True) -> bool:
         """Take `best` (a `state()` map, e.g. from an island checkpoint) if it is better.
 
         One that does not fit the problem is skipped with a warning: a resume must not be
         refused for an island's best when the coordinator checkpoint has its own.
         """
+        checked = self._checked(best, source, rescore)
+        if isinstance(checked, str):
+            logger.warning("[GA] %s: best genome %s; not used", source, checked)
+            return False
+        if not checked[1] < self.fitness:
+            return False
+        self._take(best, *checked)
+        return True
+
+    def _checked(self, best: dict[str, Any], source: Path,
+                 rescore: bool) -> tuple[np.ndarray, float] | str:
+        """(genome, fitness now) from a saved best, or why it cannot be used.
+
+        Re-evaluated, not trusted: the instance may have been edited since (the saved
+        fitness would then be a lie in the summary) or the file damaged. `rescore=False`
+        (a stop during the warm-up: evaluating would wait for the compile) trusts it.
+        """
         try:
             genome = np.frombuffer(best["genome"], dtype=np.dtype(best["dtype"])).reshape(
                 tuple(best["shape"])).astype(self.problem.genome_dtype)
-            fitness = float(best["fitness"])
+            saved = float(best["fitness"])
         except (KeyError, TypeError, ValueError) as error:
-            logger.warning("[GA] %s: best genome is malformed (%s); not used", source, error)
-            return False
+            return f"is malformed ({error})"
         if tuple(genome.shape) != tuple(np.atleast_1d(self.problem.genome_shape)):
-            logger.warning("[GA] %s: best genome does not fit the problem; not used", source)
-            return False
-        if not fitness < self.fitness:
-            return False
-        self.genome, self.fitness = genome.copy(), fitness
+            return "does not fit the problem"
+        if not self.problem.valid(genome[None])[0]:
+            return "lies outside the problem's domain (damaged)"
+        fitness = float(self.problem.evaluate(genome[None])[0]) if rescore else saved
+        if not math.isclose(fitness, saved, rel_tol=1e-9, abs_tol=1e-12):
+            logger.warning("[GA] %s: the best solution saved with fitness %.6g scores %.6g now "
+                           "(the instance changed since, or the file was altered); %.6g is used",
+                           source, saved, fitness, fitness)
+        return genome.copy(), fitness
+
+    def _take(self, best: dict[str, Any], genome: np.ndarray, fitness: float) -> None:
+        self.genome, self.fitness = genome, fitness
         self.island, self.generation = best.get("island"), best.get("generation")
-        self.solution_file, self.pending = None, True
-        return True
+        self.solution_file, self.pending = None, True  # `best.*` is rewritten from it at start
 
 
 __all__ = ["BestKeeper"]

@@ -188,11 +188,13 @@ def start_run(config: RunConfig, *, probe: MemoryProbe | None = None,
                                resume_state=resume_state, stop=stop)
     run = Run(context, parts)
     if resume_state:
-        parts.best.restore(resume_state.get("best"), parts.directory.checkpoint_path,
-                           context.problem_text)
-        for source, best in island_bests(parts.directory.path / "checkpoint"):
-            parts.best.adopt(best, source)  # an island may hold a better best than the file
-        parts.best.write()  # best.* from the best known now (it may have missed the disk)
+        try:
+            _restore_best(context, parts)
+        except BaseException:
+            parts.backend.close()
+            parts.event_log.close()
+            parts.directory.close()
+            raise
         prior = float(resume_state.get("elapsed_s", 0.0))
         parts.bus.publish("resumed", run_id=context.run_id, elapsed_s=prior,
                           best_fitness=parts.best.fitness if parts.best.found else None,
@@ -202,6 +204,16 @@ def start_run(config: RunConfig, *, probe: MemoryProbe | None = None,
                     f"{parts.best.fitness:.6g}" if parts.best.found else "none")
     parts.bus.publish("config", **{k: v for k, v in vars(context.plan).items() if k != "reasons"})
     return run
+
+
+def _restore_best(context: RunContext, parts: Parts) -> None:
+    """The best of the coordinator and island checkpoints, scored against the problem now."""
+    rescore = not context.stop.get("stop_requested")
+    parts.best.restore((context.resume_state or {}).get("best"), parts.directory.checkpoint_path,
+                       context.problem_text, rescore=rescore)
+    for source, best in island_bests(parts.directory.path / "checkpoint"):
+        parts.best.adopt(best, source, rescore=rescore)  # an island may hold a better one
+    parts.best.write()  # best.* from the best known now (it may have missed the disk)
 
 
 def execute_run(config: RunConfig, *, probe: MemoryProbe | None = None,

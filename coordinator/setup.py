@@ -35,7 +35,12 @@ from coordinator.local import LocalBackend
 from coordinator.observers import ProgressLog, SummaryRecorder
 from coordinator.pressure import PressureController
 from coordinator.router import MigrantRouter
-from coordinator.state import CheckpointWriter, RunDirectory, default_run_dir
+from coordinator.state import (
+    CheckpointWriter,
+    RunDirectory,
+    check_island_checkpoints,
+    default_run_dir,
+)
 from coordinator.supervisor import Supervisor
 from islands.errors import InputError
 from islands.params import IslandParams, MigrationSettings, WorkerSpec
@@ -108,6 +113,8 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     run's stop map (a `GracefulStop` writes into it)."""
     problem = build_problem(config.problem)
     problem_text = str(parse_spec(config.problem))
+    if resume_state:
+        check_island_checkpoints(problem, Path(config.out or ".") / "checkpoint")
     arrays = problem.shared_arrays()
     hardware = plan(config, problem, arrays, cores)
     try:

@@ -9,7 +9,9 @@ checkpoint `checkpoint/coordinator.msgpack`: config, run id, plan, best, per-isl
 counts, elapsed time, how it stopped; written atomically at start, on each new best
 without fsync, every `checkpoint_interval` seconds and at the end; a failed write keeps
 the previous file and the run going); `load_resume` / `already_finished` for
-`islands resume`, and `island_bests` (the best genome each island checkpoint holds:
+`islands resume`, `check_island_checkpoints` (each island checkpoint fits the problem
+as it is now, checked before anything starts: a file of another instance or a damaged
+one is one line and exit 2, not three crashes), and `island_bests` (the best genome each island checkpoint holds:
 resume starts from the best of these and the coordinator checkpoint's, which may be
 older when the disk refused its writes).
 
@@ -34,6 +36,7 @@ from coordinator.config import RunConfig
 from coordinator.events import EventBus
 from islands import checkpoint as checkpoint_io
 from islands.errors import InputError
+from islands.island import Island
 
 logger = logging.getLogger("islands.run")
 
@@ -193,6 +196,17 @@ def load_resume(
     return config, state
 
 
+def check_island_checkpoints(problem: Any, checkpoint_dir: Path) -> None:
+    """InputError naming the first island checkpoint that does not fit `problem`."""
+    for path in sorted(Path(checkpoint_dir).glob("island-*.msgpack")):
+        try:
+            Island.from_state(problem, checkpoint_io.load_state(path))
+        except InputError as error:
+            where = "" if str(path) in str(error) else f"{path}: "
+            raise InputError(f"cannot resume: {where}{error} (the instance changed since the "
+                             "run started, or the file is damaged; start a new run)") from None
+
+
 def island_bests(checkpoint_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """(file, best) for each island checkpoint that holds a best genome, in the
     `BestKeeper.state()` form; a file that cannot be read is left out (resume checks them)."""
@@ -220,4 +234,4 @@ def already_finished(state: dict[str, Any]) -> str | None:
 
 
 __all__ = ["COORDINATOR_CHECKPOINT", "FINISHED_REASONS", "CheckpointWriter", "RunDirectory",
-           "acquire_lock", "already_finished", "default_run_dir", "island_bests", "load_resume"]
+           "acquire_lock", "already_finished", "check_island_checkpoints", "default_run_dir", "island_bests", "load_resume"]

@@ -4,7 +4,10 @@ Covers: `Island` (a `StreamingPopulation`, its random stream, the fitness cache,
 best solution ever seen, counters), the actions the coordinator asks for (shrink, grow,
 pause growth, clear the cache, change the chunk size), elites out and immigrants in,
 `state()` / `from_state()` for checkpoints (restoring is exact: a restored island steps
-bit-for-bit like the original), and `derive_seed()` (independent, reproducible seeds
+bit-for-bit like the original; a state whose genomes do not fit the problem or lie
+outside its domain is refused) and `refresh()` (a restored island whose best scores
+differently now, the instance having changed, re-evaluates its population), and
+`derive_seed()` (independent, reproducible seeds
 per island).
 
 Does not cover: the process around an island, commands and telemetry (`islands.worker`),
@@ -175,6 +178,22 @@ class Island:
         """Best fitness ever seen; inf before the first step."""
         return float(self._best_fitness)
 
+    def refresh(self) -> bool:
+        """After a restore: if the best scores differently now (the instance was edited
+        since the state was saved), re-evaluate the population and take the best anew.
+        True if it did. One evaluation when nothing changed (not counted)."""
+        if self._best_genome is None:
+            return False
+        now = float(self.problem.evaluate(self._best_genome[None])[0])
+        # Batch and single evaluations may differ in the last bits (summation order).
+        if math.isclose(now, self._best_fitness, rel_tol=1e-9, abs_tol=1e-12):
+            return False
+        self._best_fitness = now  # may be worse now: the old value is no longer true
+        if self.population.initialised:
+            self.population.fitness = self.problem.evaluate(self.population.genomes)
+            self._note_best()
+        return True
+
     # ----------------------------------------------------------------- migration
     def emigrants(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the best `k` survivors' genomes and fitness (fewer if the population is smaller)."""
@@ -204,7 +223,8 @@ class Island:
             or not np.all(np.isfinite(fitness))
         ):
             return 0
-        fitness = fitness.astype(np.float64)
+        inside = self.problem.valid(genomes)  # never evaluate or breed out-of-domain genes
+        genomes, fitness = genomes[inside], fitness[inside].astype(np.float64)
         accepted = replace_worst(self.population.genomes, self.population.fitness, genomes, fitness)
         if accepted:
             self.population.remember(genomes, fitness)
@@ -349,6 +369,10 @@ class Island:
                 f"island state holds genomes {genomes.dtype}{list(genomes.shape)}, problem "
                 f"{problem.name} needs {problem.genome_dtype}{list(expected_shape)}"
             )
+        if not problem.valid(genomes).all() or (
+                best_genome is not None and not problem.valid(best_genome[None]).all()):
+            raise InputError(f"island state holds genomes outside problem {problem.name}'s "
+                             "domain (damaged, or saved for another instance)")
         population = island.population
         population.genomes = genomes
         population.fitness = fitness.astype(np.float64)

@@ -89,6 +89,10 @@ class CompleteProblem:
       problem can compile or cache what every worker would otherwise redo (JIT kernels).
     - `set_time_budget(seconds)`: nothing; a worker calls it when the run has a time limit
       (the seconds this island has left), so a problem can pace its own search.
+    - `valid(genomes) -> bool array (n,)`: which genomes lie in the problem's domain
+      (default: all, or all-finite for float genomes). Genomes from outside this process
+      (immigrants, checkpoints) are checked with it before anything evaluates them: a
+      compiled kernel indexed by an out-of-range gene reads past its arrays.
     - `target_fitness`: None (no known optimum); `solution_suffix`: ".npy".
     """
 
@@ -122,6 +126,15 @@ class CompleteProblem:
                 f"{self.name}.evaluate returned {fitness.shape[0]} values for {len(genomes)} genomes"
             )
         return fitness
+
+    def valid(self, genomes: np.ndarray) -> np.ndarray:
+        genomes = np.asarray(genomes)
+        if hasattr(self.inner, "valid"):
+            return np.asarray(self.inner.valid(genomes), dtype=bool).reshape(len(genomes))
+        if np.issubdtype(genomes.dtype, np.inexact):
+            rows = genomes.reshape(len(genomes), int(np.prod(genomes.shape[1:])))
+            return np.isfinite(rows).all(axis=1)
+        return np.ones(len(genomes), dtype=bool)
 
     def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if hasattr(self.inner, "mutate"):

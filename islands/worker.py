@@ -184,6 +184,7 @@ class IslandLoop:
             # Island derives its own stream from (run seed, island id).
             return Island(problem, island_id=spec.island_id, seed=spec.run_seed, params=spec.params)
         island = Island.from_state(problem, load_state(Path(spec.resume_from)))
+        island.refresh()  # the instance may have been edited since: fitness as it is now
         # A restored island starts free to grow; the coordinator pauses it again if needed.
         island.growth_paused = False
         return island

@@ -384,11 +384,15 @@ def test_resume_takes_the_better_of_the_checkpoint_best_and_the_island_bests(tmp
 
     checkpoint = tmp_path / "checkpoint"
     checkpoint.mkdir()
-    for island, fitness in ((0, 2.0), (1, 1.0)):
-        genome = np.full(20, fitness)
+
+    def scored(value):  # saved bests are scored again on resume: their fitness must be true
+        return float(PROBLEM.evaluate(np.full((1, 20), value))[0])
+
+    for island, value in ((0, 2.0), (1, 1.0)):
+        genome = np.full(20, value)
         save_state(checkpoint / f"island-{island}.msgpack",
                    {"island_id": island, "generation": 7, "best_genome": pack_array(genome),
-                    "best_fitness": fitness})
+                    "best_fitness": scored(value)})
     save_state(checkpoint / "island-2.msgpack", {"island_id": 2, "best_genome": None,
                                                   "best_fitness": None})
     (checkpoint / "island-3.msgpack").write_bytes(b"garbage")
@@ -396,12 +400,12 @@ def test_resume_takes_the_better_of_the_checkpoint_best_and_the_island_bests(tmp
     keeper = BestKeeper(PROBLEM, tmp_path, EventBus(clock), clock)
     old = improvement(3.0)
     keeper.restore({"genome": old.genome, "dtype": old.dtype, "shape": old.shape,
-                    "fitness": 3.0, "island": 0, "generation": 5}, checkpoint, SPEC)
+                    "fitness": scored(3.0), "island": 0, "generation": 5}, checkpoint, SPEC)
     found = island_bests(checkpoint)
     assert [path.name for path, _ in found] == ["island-0.msgpack", "island-1.msgpack"]
     for path, best in found:
         keeper.adopt(best, path)
-    assert keeper.fitness == 1.0 and keeper.island == 1 and keeper.generation == 7
+    assert keeper.fitness == scored(1.0) and keeper.island == 1 and keeper.generation == 7
     # One that does not fit the problem is skipped, not fatal.
     assert not keeper.adopt({"genome": b"\0" * 8, "dtype": "<f8", "shape": [1],
                              "fitness": 0.0}, checkpoint / "other")

@@ -236,6 +236,13 @@ class TimetableProblem:
         parts = self.breakdown(genomes)
         return (HARD_WEIGHT * parts[:, :4].sum(axis=1) + parts[:, 4:].sum(axis=1)).astype(np.float64)
 
+    def valid(self, genomes: np.ndarray) -> np.ndarray:
+        """Every slot inside the timetable (the kernels index with slots unchecked)."""
+        genomes = np.asarray(genomes)
+        slots = self.instance.n_periods * self.instance.n_rooms
+        rows = genomes.reshape(len(genomes), int(np.prod(genomes.shape[1:])))
+        return ((rows >= 0) & (rows < slots)).all(axis=1)
+
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         genomes = np.zeros((n, self.genome_shape[0]), dtype=np.int32)
         state = self._work_state()
