@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from islands.checkpoint import load_state, save_state
+from islands.checkpoint import load_state, pack_array, save_state
 from islands.errors import InputError
 from islands.island import Island, derive_seed
 from islands.params import IslandParams
@@ -246,3 +246,41 @@ def test_shrink_gives_survivor_memory_back_to_the_os():
     after = psutil.Process().memory_info().rss
     assert island.population_bytes == 125 * (20000 * 8 + 8)
     assert before - after > 0.6 * (500 - 125) * 20000 * 8
+
+
+def test_immigrants_outside_the_problems_domain_are_never_taken(rastrigin):
+    island = make_island(rastrigin)
+    island.step()
+    genomes = np.zeros((2, 20))
+    genomes[0, 3] = np.nan  # claims the best fitness there is, and is not a genome at all
+    assert island.accept_immigrants(genomes, np.array([-1.0, 0.0])) == 1
+    assert np.isfinite(island.population.genomes).all()
+    assert island.best_fitness == 0.0
+
+
+def test_a_state_with_genomes_outside_the_domain_is_refused(rastrigin):
+    island = make_island(rastrigin)
+    island.step()
+    state = island.state()
+    genomes = island.population.genomes.copy()
+    genomes[5, 0] = np.inf
+    state["genomes"] = pack_array(genomes)
+    with pytest.raises(InputError, match="outside"):
+        Island.from_state(rastrigin, state)
+
+
+def test_refresh_rescores_a_restored_island_only_when_its_best_scores_differently(rastrigin):
+    island = make_island(rastrigin)
+    for _ in range(3):
+        island.step()
+    state = island.state()
+    same = Island.from_state(rastrigin, state)
+    assert not same.refresh()
+    assert same.best_fitness == island.best_fitness
+    # As if the instance had changed: the saved values are no longer what genomes score.
+    state["best_fitness"] = island.best_fitness - 5.0
+    state["fitness"] = pack_array(island.population.fitness + 7.0)
+    stale = Island.from_state(rastrigin, state)
+    assert stale.refresh()
+    assert np.array_equal(stale.population.fitness, rastrigin.evaluate(stale.population.genomes))
+    assert stale.best_fitness == island.best_fitness
