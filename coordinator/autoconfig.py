@@ -3,32 +3,50 @@
 Covers: `plan_run(config, problem, budget_bytes, ...) -> HardwarePlan`. The global
 budget (`memory.budget.compute_budget`) minus the coordinator's own memory and the
 shared problem data is split into one slice per island
-(`memory.budget.island_slice_bytes`). Each island needs its interpreter baseline
-(`WORKER_BASE_BYTES`), its survivors' genomes, and room to evaluate at least one
-individual (`problem.individual_bytes`); the streaming chunk size follows from what is
-left (`islands.population.chunk_size_for`). Island count defaults to the usable cores
-and is lowered until a slice fits; population defaults to the problem's
-`preferred_population`, else `DEFAULT_POPULATION`. Every decision is logged as one
-`[GA] Hardware config: ...` line. A budget too small for even one island raises
-`memory.budget.BudgetError` (exit code 2 at the command line).
+(`memory.budget.island_slice_bytes`). What an island at population P costs
+(`island_bytes`) follows `islands.population`'s accounting: its interpreter baseline
+(`WORKER_BASE_BYTES`), then
+
+- streaming: its survivors' genomes and one evaluated chunk; the chunk size follows from
+  what is left (`islands.population.chunk_size_for`), so only the survivors grow with P;
+- without streaming (`--no-streaming`): every offspring of a generation alive at once,
+  i.e. the chunk is the whole population and must pass the same `chunk_size_for` bound.
+
+Island count defaults to the usable cores and is lowered until a slice holds an island
+at the smallest population the run allows (`min_population`). Population defaults to the
+problem's `preferred_population`, else `DEFAULT_POPULATION`; a population that does not fit
+its slice is shrunk, before any island is spawned, to the largest that fits, with one
+`[GA] Population ... shrunk to ...` warning (the pressure policy would otherwise have to
+claw the overshoot back mid-run, after the first generation already broke the budget).
+Every decision is logged as one `[GA] Hardware config: ...` line. A budget too small for
+even one island at the minimum population raises `memory.budget.BudgetError` (exit code
+2 at the command line).
 
 Does not cover: detecting the budget (`memory.budget`), enforcing it while the run goes
-on (`memory.manager` + `coordinator.policy`).
+on (`memory.manager` + `coordinator.policy`), an explicit `chunk_size` too large for its
+slice (taken as given; the pressure policy handles the rest).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
 
-from islands.population import chunk_size_for
+from coordinator.config import RunConfig
+from islands.population import CHUNK_CACHE_SHARE, CHUNK_SAFETY_FACTOR, chunk_size_for
 from memory.budget import BudgetError, format_bytes, island_slice_bytes
+
+logger = logging.getLogger("islands.run")
 
 # What an idle island process costs before it holds any population: the interpreter,
 # numpy and this package (measured PSS of a spawned worker is about 30-45 MB).
 WORKER_BASE_BYTES = 48 * 2**20
 DEFAULT_POPULATION = 50
+# The floor a population is shrunk to before the run gives up: the run's own default
+# (`RunConfig.min_population`), the same floor the pressure policy shrinks to.
+MIN_POPULATION = RunConfig.min_population
 
 
 @dataclass(frozen=True)
@@ -57,10 +75,47 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _genome_bytes(problem: Any) -> int:
+    return int(getattr(problem, "genome_bytes", 0))
+
+
 def _island_need(problem: Any, population: int) -> int:
-    """Least memory one island needs: baseline, survivors, one evaluation."""
-    genome_bytes = int(getattr(problem, "genome_bytes", 0))
-    return WORKER_BASE_BYTES + 2 * population * genome_bytes + int(problem.individual_bytes)
+    """Least memory one streaming island needs: baseline, survivors, one evaluation."""
+    return WORKER_BASE_BYTES + 2 * population * _genome_bytes(problem) + int(problem.individual_bytes)
+
+
+def _generation_bytes(problem: Any, population: int) -> int:
+    """Working memory (slice less baseline) that a whole generation evaluated at once needs.
+
+    The inverse of `chunk_size_for` with chunk == population: survivors plus `population`
+    children, all of it inside the usable share (CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE).
+    """
+    genome = _genome_bytes(problem)
+    per_individual = (genome + 8 + 16) + (int(problem.individual_bytes) + 5 * genome + 8)
+    usable_share = CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE
+    return int(population * per_individual / usable_share) + 1
+
+
+def island_bytes(problem: Any, population: int, *, streaming: bool) -> int:
+    """Least slice an island at `population` fits in (see the module docstring)."""
+    need = _island_need(problem, population)
+    if not streaming:
+        need = max(need, WORKER_BASE_BYTES + _generation_bytes(problem, population))
+    return need
+
+
+def largest_population(problem: Any, slice_bytes: int, *, streaming: bool, limit: int) -> int:
+    """The largest population <= `limit` whose island fits `slice_bytes`; 0 if none does."""
+    # island_bytes is monotonic in the population: bisect instead of a closed form so the
+    # two can never disagree.
+    low, high = 0, int(limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if island_bytes(problem, middle, streaming=streaming) <= slice_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def plan_run(
@@ -74,6 +129,7 @@ def plan_run(
     chunk_size: int | None = None,
     streaming: bool = True,
     cores: int | None = None,
+    min_population: int = MIN_POPULATION,
 ) -> HardwarePlan:
     """Choose island count, population and chunk size; BudgetError if nothing fits."""
     cores = cores or usable_cores()
@@ -85,7 +141,10 @@ def plan_run(
             f"population {population} from the problem's preferred population"
             if preferred else f"population {population} (default)"
         )
-    need = _island_need(problem, population)
+    # A population asked below the floor is the floor (as for the pressure policy).
+    floor = max(1, min(int(min_population), population))
+    need = island_bytes(problem, floor, streaming=streaming)
+    mode = "with streaming" if streaming else "without streaming"
     if islands is not None:
         slice_bytes = island_slice_bytes(
             budget_bytes, islands, coordinator_bytes=coordinator_bytes, shared_bytes=shared_bytes
@@ -94,7 +153,8 @@ def plan_run(
             raise BudgetError(
                 f"memory budget {format_bytes(budget_bytes)} is too small for {islands} "
                 f"island(s): each gets {format_bytes(slice_bytes)} but needs at least "
-                f"{format_bytes(need)} (one evaluation costs {format_bytes(problem.individual_bytes)})"
+                f"{format_bytes(need)} for a population of {floor} {mode} "
+                f"(one evaluation costs {format_bytes(problem.individual_bytes)})"
             )
         reasons.append(f"{islands} island(s) as asked")
     else:
@@ -114,18 +174,27 @@ def plan_run(
                     f"memory budget {format_bytes(budget_bytes)} is too small for even one "
                     f"island: after the coordinator ({format_bytes(coordinator_bytes)}) and "
                     f"shared data ({format_bytes(shared_bytes)}) one island needs at least "
-                    f"{format_bytes(need)}"
+                    f"{format_bytes(need)} for a population of {floor} {mode}"
                 )
             islands -= 1
         reasons.append(
             f"{islands} island(s): one per core" if islands == cores
             else f"{islands} island(s): the budget does not fit {cores}"
         )
+    fitting = largest_population(problem, slice_bytes, streaming=streaming, limit=population)
+    if fitting < population:
+        # slice >= need guarantees fitting >= floor. Shrinking here, before spawning, keeps
+        # the first generation inside the budget; the policy could only act after it.
+        message = (
+            f"Population {population} does not fit an island's {format_bytes(slice_bytes)} "
+            f"slice {mode}; shrunk to {fitting}"
+        )
+        logger.warning("[GA] %s", message)
+        reasons.append(message)
+        population = fitting
     if chunk_size is None:
         room = slice_bytes - WORKER_BASE_BYTES
-        chunk_size = chunk_size_for(
-            room, int(problem.individual_bytes), int(getattr(problem, "genome_bytes", 0)), population
-        )
+        chunk_size = chunk_size_for(room, int(problem.individual_bytes), _genome_bytes(problem), population)
         reasons.append(f"chunk {chunk_size} from a {format_bytes(room)} working slice")
     chunk_size = max(1, min(int(chunk_size), population))
     if not streaming:

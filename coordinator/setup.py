@@ -102,6 +102,7 @@ def plan(config: RunConfig, problem: Any, arrays: dict[str, Any], cores: int | N
         problem=problem, budget_bytes=compute_budget(config.memory_budget),
         coordinator_bytes=own_memory().pss, shared_bytes=shared_bytes, islands=config.islands,
         population=config.population, chunk_size=config.chunk_size, streaming=config.streaming,
+        min_population=config.min_population,
         cores=cores)
 
 
@@ -194,6 +195,7 @@ def _wire(context: RunContext, directory: RunDirectory, bus: EventBus, event_log
         min_population=min(config.min_population, hardware.population),
         target_population=hardware.population, best_island=lambda: best.island)
     supervisor.on_gone.append(lambda island, _generation: pressure.commands.forget(island))
+    supervisor.defer_restart = pressure.defer_restart
     recorder = SummaryRecorder(hardware.islands, time.monotonic)
     bus.subscribe(recorder)
     bus.subscribe(ProgressLog(config.generations, time.monotonic))

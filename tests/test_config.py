@@ -5,9 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from coordinator.autoconfig import WORKER_BASE_BYTES, plan_run
+from coordinator.autoconfig import WORKER_BASE_BYTES, island_bytes, plan_run
 from coordinator.config import RunConfig, load_toml, resolve_config
 from islands.errors import InputError
+from islands.population import chunk_size_for
 from memory.budget import BudgetError
 
 
@@ -108,6 +109,83 @@ def test_plan_takes_the_problems_preferred_population():
     plan = plan_run(problem=heavy_like(individual_mb=1, preferred=24), budget_bytes=2000 * MB,
                     coordinator_bytes=40 * MB, shared_bytes=0, cores=1)
     assert plan.population == 24 and plan.islands == 1
+
+
+def shrink_warnings(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.levelname == "WARNING" and "shrunk to" in r.getMessage()]
+
+
+def test_without_streaming_a_population_too_big_for_its_slice_is_shrunk_with_a_warning(caplog):
+    # Issue 11 item 3: 40 phenotypes of 20 MB alive at once do not fit a 330 MB slice.
+    problem = heavy_like()
+    plan = plan_run(problem=problem, budget_bytes=700 * MB, coordinator_bytes=40 * MB,
+                    shared_bytes=0, islands=2, population=40, streaming=False, cores=2)
+    assert 4 <= plan.population < 40 and plan.islands == 2 and not plan.streaming
+    # The largest that fits, by the same accounting as the streaming chunk: a whole
+    # generation is one chunk of `population` children.
+    room = plan.slice_bytes - WORKER_BASE_BYTES
+    assert chunk_size_for(room, problem.individual_bytes, 400, plan.population) == plan.population
+    assert chunk_size_for(room, problem.individual_bytes, 400, plan.population + 1) <= plan.population
+    assert WORKER_BASE_BYTES + plan.population * 20 * MB <= plan.slice_bytes
+    assert plan.chunk_size == plan.population
+    [warning] = shrink_warnings(caplog)
+    assert warning == (f"[GA] Population 40 does not fit an island's 330MB slice without "
+                       f"streaming; shrunk to {plan.population}")
+    assert any("shrunk to" in reason for reason in plan.reasons)
+    assert f"pop={plan.population}," in plan.log_line()
+
+
+def test_a_population_that_fits_is_kept_without_a_warning(caplog):
+    for streaming, budget in ((True, 700 * MB), (False, 8 * 2**30)):
+        plan = plan_run(problem=heavy_like(), budget_bytes=budget, coordinator_bytes=40 * MB,
+                        shared_bytes=0, islands=2, population=40, streaming=streaming, cores=2)
+        assert plan.population == 40
+    assert shrink_warnings(caplog) == []
+
+
+def test_with_streaming_survivors_too_big_for_the_slice_shrink_the_population(caplog):
+    # Streaming bounds the phenotypes, not the survivors: 1000 genomes of 1 MB are 2 GB.
+    problem = heavy_like(individual_mb=1, genome_bytes=MB)
+    plan = plan_run(problem=problem, budget_bytes=700 * MB, coordinator_bytes=40 * MB,
+                    shared_bytes=0, islands=2, population=1000, cores=2)
+    assert 4 <= plan.population < 1000
+    assert island_bytes(problem, plan.population, streaming=True) <= plan.slice_bytes
+    assert island_bytes(problem, plan.population + 1, streaming=True) > plan.slice_bytes
+    [warning] = shrink_warnings(caplog)
+    assert "slice with streaming; shrunk to" in warning
+
+
+def test_without_streaming_the_island_count_is_lowered_until_the_minimum_population_fits():
+    # 16 slices of 41 MB would each hold no 20 MB phenotype at all; the count drops until a
+    # slice holds the run's minimum population (4) evaluated at once, then the population
+    # shrinks to what that slice holds.
+    problem = heavy_like()
+    plan = plan_run(problem=problem, budget_bytes=700 * MB, coordinator_bytes=40 * MB,
+                    shared_bytes=0, population=50, streaming=False, cores=16)
+    assert 1 < plan.islands < 16
+    assert 4 <= plan.population < 50
+    assert island_bytes(problem, 4, streaming=False) <= plan.slice_bytes
+    assert any("does not fit 16" in reason for reason in plan.reasons)
+
+
+def test_a_slice_below_the_minimum_population_is_one_clear_error_not_a_shrink():
+    with pytest.raises(BudgetError, match="too small for 2 island") as error:
+        plan_run(problem=heavy_like(), budget_bytes=300 * MB, coordinator_bytes=40 * MB,
+                 shared_bytes=0, islands=2, population=40, streaming=False, cores=2)
+    assert "population of 4 without streaming" in str(error.value)
+    assert "\n" not in str(error.value)
+    # A smaller minimum (e.g. `min_population = 2` in the config) lets it run.
+    plan = plan_run(problem=heavy_like(), budget_bytes=300 * MB, coordinator_bytes=40 * MB,
+                    shared_bytes=0, islands=2, population=40, streaming=False, cores=2,
+                    min_population=2)
+    assert 2 <= plan.population < 4
+
+
+def test_a_population_asked_below_the_minimum_is_kept_when_it_fits():
+    plan = plan_run(problem=heavy_like(), budget_bytes=300 * MB, coordinator_bytes=40 * MB,
+                    shared_bytes=0, islands=2, population=2, streaming=False, cores=2)
+    assert plan.population == 2
 
 
 def test_budget_too_small_for_one_island_is_one_clear_error():
