@@ -9,7 +9,8 @@ such as per-island `telemetry` stay off the file).
 Event kinds, as published by the parts (fields after the colon):
 - run: `config` (the plan), `resumed`, `summary`;
 - islands (supervisor): `island_started`, `island_done`, `island_error`, `crash`,
-  `stuck`, `restart`, `island_failed`, `hibernated`, `checkpoint_failed`;
+  `stuck`, `restart`, `restart_deferred` (killed by the kernel under pressure: back once
+  its slice fits), `island_failed`, `hibernated`, `checkpoint_failed`;
   transient `telemetry` (one per Telemetry message: island, generation, evaluations,
   best_fitness, population, population_bytes, cache_bytes, state, migration);
 - best keeper: `improved` (island, generation, fitness, global; hard and soft where the

@@ -11,7 +11,9 @@ to do and does it: commands for cache / growth / shrink / grow / hibernate, the
 supervisor for terminate (emergency) and resume (calm period). It acts no harder than
 the latest sample supports (the hysteresis level lags after memory was freed), at
 EMERGENCY it waits for no island's answer, and `AwayIslands` brings an island back
-only when its slice fits beside what is in use, with a doubling backoff.
+only when its slice fits beside what is in use, with a doubling backoff; an island
+SIGKILLed while memory is HIGH or worse (the kernel's OOM killer, most likely) is sent
+away the same way instead of being restarted at once (`defer_restart`).
 
 Does not cover: the thresholds and hysteresis (`memory.monitor`), the policy table
 (`coordinator.policy`), starting processes (`coordinator.supervisor`, the backend).
@@ -20,6 +22,7 @@ Does not cover: the thresholds and hysteresis (`memory.monitor`), the policy tab
 from __future__ import annotations
 
 import logging
+import signal
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -250,6 +253,15 @@ class PressureController:
             if action.kind == ActionKind.RESUME and not self.may_return(action.island):
                 continue  # its slice does not fit yet, or it is backing off
             self.perform(level, action)
+
+    def defer_restart(self, island: int, exitcode: int | None) -> bool:
+        """The supervisor's question for a crashed island: wait for room before restarting?"""
+        if exitcode != -signal.SIGKILL or self.level < PressureLevel.HIGH:
+            return False
+        self.commands.forget(island)
+        self.away.leave(island, self.clock(), shrink=True)
+        self.samples_after_action = 0
+        return True
 
     def may_return(self, island: int) -> bool:
         sample = self.manager.monitor.last_sample

@@ -6,7 +6,8 @@ memory bytes it reported, failures, why it finished, when it last spoke) and
 message from an island updates its record and its heartbeat), `on_exit` (called
 exactly once per worker exit, like dask's `on_exit`: an expected end is recorded, a
 crash is restarted from the checkpoint until MAX_FAILURES, then the run goes on
-without the island), `terminate` (an emergency end; the pressure controller restarts
+without the island; one that `defer_restart(island, exitcode)` claims, an island the
+kernel killed while memory was tight, waits like a terminated one instead), `terminate` (an emergency end; the pressure controller restarts
 it later), `check_liveness` (an island silent past its heartbeat deadline is stuck:
 recorded, killed, and restarted like a crash), `stop_all` (ask, wait, kill).
 
@@ -101,6 +102,8 @@ class Supervisor:
         self.error_texts: set[str] = set()
         self.stopping = False
         self.on_gone: list[Callable[[int, int], None]] = []  # (island, last generation)
+        # (island, exit code) -> True if its restart waits for room (the pressure controller)
+        self.defer_restart: Callable[[int, int | None], bool] = lambda island, exitcode: False
 
     # -- starting --------------------------------------------------------------------------
     def start(self, island: int, *, resume: bool = False) -> bool:
@@ -222,6 +225,14 @@ class Supervisor:
                            self.max_failures)
             self.bus.publish("island_failed", island=island, failures=record.failures)
             return
+        if self.defer_restart(island, exitcode):
+            # Restarting at once would rebuild the peak the kernel just killed it for.
+            record.finished, record.state = "terminated", IslandState.HIBERNATED
+            logger.warning("[GA] Island %d %s (failure %d of %d); it comes back, shrunk, once "
+                           "its slice fits", island, _died(why, exitcode), record.failures,
+                           self.max_failures)
+            self.bus.publish("restart_deferred", island=island, reason="memory")
+            return
         from_checkpoint = self.restart(island)
         if from_checkpoint is None:
             return
@@ -244,7 +255,7 @@ class Supervisor:
                              error=str(error))
             return None
 
-    def terminate(self, island: int, grace: float = 2.0) -> None:
+    def terminate(self, island: int, grace: float = 0.0) -> None:
         """End `island` now (memory emergency); it is not a failure and is restarted later."""
         record = self.records[island]
         # HIBERNATED to the policy: its checkpoint waits for a calm period, like a hibernation.

@@ -82,6 +82,7 @@ class Harness:
             min_population=min_population, target_population=8,
             best_island=best_island or (lambda: None), command_deadline_s=command_deadline_s)
         self.supervisor.on_gone.append(lambda island, _g: self.pressure.commands.forget(island))
+        self.supervisor.defer_restart = self.pressure.defer_restart
 
     def checkpoint(self, island: int):
         return self.tmp_path / f"island-{island}.msgpack"
@@ -394,3 +395,36 @@ def test_an_island_comes_back_only_when_its_slice_fits_and_backs_off(harness):
     assert not away.may_return(0, h.clock(), 0, SLICE, BUDGET)
     assert away.may_return(0, h.clock() + 2 * 3 * INTERVAL, 0, SLICE, BUDGET)
     assert not away.may_return(0, h.clock() + 2 * 3 * INTERVAL, BUDGET - SLICE + 1, SLICE, BUDGET)
+
+
+# --- an island the kernel kills while memory is tight ----------------------------------------------
+def test_an_island_sigkilled_under_pressure_comes_back_only_once_its_slice_fits(harness):
+    h = harness()
+    _calm_start(h)
+    h.script.islands = {0: (45, 30), 1: (34, 10)}  # 80 %: HIGH
+    h.run_until(lambda: h.pressure.level >= PressureLevel.HIGH, "HIGH pressure")
+    # What the kernel's OOM killer leaves: the worker gone with -SIGKILL, nobody asked.
+    h.backend.workers[0].exitcode.append(-9)
+    h.backend.kill(0, 1.0)
+    h.run_until(lambda: h.of("restart_deferred", island=0), "the deferred restart")
+    record = h.supervisor.records[0]
+    assert record.failures == 1 and h.of("crash", island=0)[0]["exitcode"] == -9
+    assert not h.of("restart", island=0) and h.supervisor.waiting_islands() == [0]
+    h.script.islands[1] = (70, 40)  # the other island uses what it freed: no room for a slice
+    for _ in range(20):
+        h.step()
+    assert len(h.started(0)) == 1
+    h.script.islands = {0: (10, 5), 1: (20, 10)}
+    h.run_until(lambda: len(h.started(0)) == 2, "island 0 back")
+    assert [e["reason"] for e in h.of("restart", island=0)] == ["resume"]
+    h.run_until(lambda: h.of("ack", command="shrink", island=0), "the shrink on its return")
+
+
+def test_an_island_sigkilled_in_calm_memory_is_restarted_at_once(harness):
+    h = harness()
+    _calm_start(h)
+    h.backend.workers[0].exitcode.append(-9)
+    h.backend.kill(0, 1.0)
+    h.run_until(lambda: len(h.started(0)) == 2, "island 0 restarted")
+    assert [e["reason"] for e in h.of("restart", island=0)] == ["crash"]
+    assert not h.of("restart_deferred")
