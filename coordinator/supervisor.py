@@ -276,7 +276,8 @@ class Supervisor:
                                record.island, now - record.last_seen, deadline)
                 self.bus.publish("stuck", island=record.island, silent_s=round(now - record.last_seen, 3),
                                  deadline_s=round(deadline, 3))
-                self.backend.kill(record.island, 1.0)
+                # No grace: its SIGTERM handler only acts between generations, never reached.
+                self.backend.kill(record.island, 0.0)
                 # The restart below replaces the worker before the backend reports its exit:
                 # tell on_gone now (SourceGone to neighbours, its queued commands dropped).
                 for callback in self.on_gone:
@@ -301,7 +302,7 @@ class Supervisor:
             # Already silent far past its usual gap: it will not answer, so no grace for it.
             if record.generation > 0 and silent > max(2.0, 4 * record.slowest_gap):
                 record.finished = "killed at stop"
-                self.backend.kill(island, 0.5)
+                self.backend.kill(island, 0.0)
         deadline = self.clock() + grace
         while self.clock() < deadline and any(self.records[i].live for i in live):
             for item in self.backend.receive(0.1):
@@ -309,7 +310,7 @@ class Supervisor:
         for island in live:
             if self.records[island].live:
                 self.records[island].finished = "killed at stop"
-                self.backend.kill(island, 1.0)
+                self.backend.kill(island, 0.0)  # it was asked `grace` seconds ago
         for item in self.backend.receive(0.0):
             dispatch(item)
 
