@@ -1,32 +1,53 @@
 """Fault-injection benchmark: does a run survive each fault, and is any best solution lost?
 
-Covers: six faults injected into real runs of `rastrigin:dim=30` (2 islands, a time
-limit, checkpoints every second): an island SIGKILLed, an exception raised once in the
-problem's code (a real plugin installed into a temp dir), the coordinator SIGKILLed
-then `islands resume`, SIGTERM then `islands resume`, the coordinator's checkpoint
-writes failing for 2 s (disk full: the one fake, since a full disk cannot be had on
-demand), and hostile migrant bytes pushed into every island. For each it prints:
-survived (the run reached its time limit with no island given up), best before (the
-fitness of `best.npy` on disk just before the fault, evaluated here), final best,
-best lost (final minus before when worse, else 0: must be 0) and recovery time (fault
-to the run evolving again: restarted island started, resumed run's islands started,
-next checkpoint written). Wall-clock figures from a shared 2-core machine are noisy:
-use the medians of `--repeats`.
+Covers, in real runs (2 islands, a time limit, checkpoints every second, fault ~4 s in):
+- in-process runs of `rastrigin:dim=30`: an island SIGKILLed; an exception raised once in
+  the problem's code (a real plugin in a temp dir); the coordinator's checkpoint writes
+  failing for 2 s (the one fake: `os` of islands.checkpoint half-writes then ENOSPC);
+  hostile migrant bytes pushed into every island;
+- real `python -m coordinator` commands (cwd the repo root): the coordinator SIGKILLed,
+  SIGTERMed; and, as `run ... --json` in their own process group (fault_cases.py): the
+  process group SIGTERMed, SIGHUP (each then `islands resume`); SIGTERM while the problem's
+  warm-up sleeps (exit 143 within 5 s, then resume); an island hung for good in evaluate
+  (plugin; --time-limit at least 16 s, the heartbeat deadline is 10 s), alone and beside
+  an island leaking ~50 MB/s under --memory-budget 300M (at least 25 s);
+  `heavy:mb=20 --population 40 --memory-budget 700M --no-streaming`; the disk full 3 s
+  and full to the end (a real 16 MiB tmpfs when mount works, else RLIMIT_FSIZE=0 on the
+  coordinator: the note says which); /dev/shm full at start (private 4 KiB /dev/shm via
+  `unshare -m`: exit 2, one line, no traceback); a timetable .ctt edited in place before
+  `islands resume` (the resumed best must equal `islands validate`'s cost).
+Columns: survived (the run, or its resume, reached its time limit with no island given
+up and the exit code and stdout promised; stuck rows: ended by limit + stop grace + 1 s;
+peak under 2x the budget with the leak, 1x for heavy; /dev/shm: exit 2 and one line;
+.ctt: resumed best == validate), best before (fitness of `best.npy` on disk just before
+the fault, evaluated here; .ctt: the old best scored against the edited file), final
+best, best lost (final minus before when worse, else 0: must be 0; '-' where not
+meaningful), recovery (fault to the run evolving again: restarted island or resumed
+run's islands started, next checkpoint or best written), peak/budget (peak PSS of the
+coordinator and all its descendants, sampled from outside every 75 ms with psutil, over
+--memory-budget: only rows that set one), detect (fault to the run showing it noticed:
+its event in events.jsonl, the stderr warning where a full disk refuses the event, the
+exit for a signal; /dev/shm: start to exit; .ctt: resume start to its warning).
+A row this machine cannot run prints 'skipped: <reason>'. Exit code 0 only when every
+row that ran survived and lost no best. Wall-clock figures from a shared 2-core machine
+are noisy: use the medians of `--repeats`.
 
-Does not cover: memory pressure (tests/test_run_memory.py, benchmarks/memory.py), speed
-(benchmarks/scaling.py).
+Does not cover: memory pressure in depth (tests/test_run_memory.py, benchmarks/memory.py),
+speed (benchmarks/scaling.py), the ray backend, a full /dev/shm at an island's restart
+(tests/test_shm_full.py), a second run on a live run's directory (tests/test_run_lock.py).
 
-Usage: python benchmarks/faults.py [--seconds 10] [--repeats 1] [--json]
+Usage: python benchmarks/faults.py [--seconds 10] [--repeats 1] [--only NAME[,NAME]] [--json]
+(`--only` takes the row keys listed by --help, or the row names.)
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +70,13 @@ from coordinator.run import Run, start_run  # noqa: E402
 from islands.migration import encode_migrants  # noqa: E402
 from islands.problem import build_problem  # noqa: E402
 from islands.protocol import Deliver  # noqa: E402
+
+# The issue-11 rows (real `islands` commands) and the table, from benchmarks/fault_cases.py
+# and fault_tools.py, loaded by path since this folder is off sys.path.
+_spec = importlib.util.spec_from_file_location("fault_cases", _HERE / "fault_cases.py")
+cases = sys.modules["fault_cases"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cases)
+result, tools = cases.result, cases.tools
 
 PROBLEM = "rastrigin:dim=30"
 FAULT_AT_S = 4.0
@@ -97,15 +125,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 120.0) -> bool:
     return False
 
 
-def result(fault: str, survived: bool, before: float | None, final: float | None,
-           recovery: float | None, note: str = "") -> dict[str, Any]:
-    lost = None
-    if before is not None and final is not None:
-        lost = max(0.0, final - before)
-    return {"fault": fault, "survived": survived, "best_before": before, "final_best": final,
-            "best_lost": lost, "recovery_s": recovery, "note": note}
-
-
 def in_process_run(run_dir: Path, seconds: float, problem: str = PROBLEM) -> Run:
     return start_run(RunConfig(problem=problem, islands=2, time_limit=seconds, seed=3,
                                out=str(run_dir), quiet=True, checkpoint_interval=1.0))
@@ -148,10 +167,11 @@ def island_sigkill(work: Path, seconds: float) -> dict[str, Any]:
 
     summary = run_with(run, inject)
     restarted = started_after(run.run_dir, 1, seen["t"])
+    crash = [e["t"] for e in events(run.run_dir) if e["event"] == "crash" and e["t"] >= seen["t"]]
     return result("island SIGKILL", summary["stopped_by"] == "time_limit"
                   and not summary["failed_islands"], seen["before"], summary["best_fitness"],
                   None if restarted is None else restarted - seen["t"],
-                  "restarted from its checkpoint")
+                  "restarted from its checkpoint", detect=crash[0] - seen["t"] if crash else None)
 
 
 def island_exception(work: Path, seconds: float) -> dict[str, Any]:
@@ -175,6 +195,7 @@ def island_exception(work: Path, seconds: float) -> dict[str, Any]:
             while not marker.exists() and not stopped(run):
                 seen["before"] = best_on_disk(run.run_dir)
                 time.sleep(0.01)
+            seen["t"] = run.elapsed()  # within ~10 ms of the raise
 
         summary = run_with(run, watch)
     finally:
@@ -188,7 +209,8 @@ def island_exception(work: Path, seconds: float) -> dict[str, Any]:
                           if e["event"] == "island_error")
     return result("island exception", bool(crash) and summary["stopped_by"] == "time_limit"
                   and not summary["failed_islands"], seen.get("before"), summary["best_fitness"],
-                  recovery, f"{len(crash)} crash, {traceback_count} traceback in events")
+                  recovery, f"{len(crash)} crash, {traceback_count} traceback in events",
+                  detect=crash[0]["t"] - seen["t"] if crash and "t" in seen else None)
 
 
 def coordinator_fault(work: Path, seconds: float, signum: int, name: str) -> dict[str, Any]:
@@ -223,7 +245,7 @@ def coordinator_fault(work: Path, seconds: float, signum: int, name: str) -> dic
     survived = resumed.returncode == 0 and summary.get("stopped_by") == "time_limit"
     return result(name, survived, before, summary.get("best_fitness"), recovery,
                   f"exit {child.returncode}, stopped in {stop_s:.1f}s, resume resumed in "
-                  f"{recovery - (resume_at - fault_at):.1f}s")
+                  f"{recovery - (resume_at - fault_at):.1f}s", detect=stop_s)
 
 
 class DiskFull:
@@ -270,6 +292,7 @@ def failed_checkpoint_write(work: Path, seconds: float) -> dict[str, Any]:
         wait_until(lambda: run.elapsed() >= FAULT_AT_S and path.exists())
         seen["before"] = best_on_disk(run.run_dir)
         disk.full = True
+        seen["t"] = run.elapsed()
         time.sleep(0.2)
         kept = path.read_bytes()
         time.sleep(2.0)
@@ -285,10 +308,11 @@ def failed_checkpoint_write(work: Path, seconds: float) -> dict[str, Any]:
         summary = run_with(run, inject)
     finally:
         islands.checkpoint.os = original_os  # type: ignore[assignment]
-    failures = sum(e["event"] == "checkpoint_failed" for e in events(run.run_dir))
+    failed = [e["t"] for e in events(run.run_dir) if e["event"] == "checkpoint_failed"]
     return result("failed checkpoint write", summary["stopped_by"] == "time_limit"
                   and seen.get("kept", False), seen["before"], summary["best_fitness"],
-                  seen.get("recovery"), f"{failures} failed writes, previous file kept")
+                  seen.get("recovery"), f"{len(failed)} failed writes, previous file kept",
+                  detect=failed[0] - seen["t"] if failed else None)
 
 
 def hostile_migrants(work: Path, seconds: float) -> dict[str, Any]:
@@ -317,64 +341,48 @@ def hostile_migrants(work: Path, seconds: float) -> dict[str, Any]:
                   f"{seen['sent']} sent, {dropped} dropped")
 
 
-FAULTS: list[tuple[str, Callable[[Path, float], dict[str, Any]]]] = [
-    ("island SIGKILL", island_sigkill),
-    ("island exception", island_exception),
-    ("coordinator SIGKILL + resume",
+FAULTS: list[tuple[str, str, Callable[[Path, float], dict[str, Any]]]] = [
+    ("island-kill", "island SIGKILL", island_sigkill),
+    ("island-exception", "island exception", island_exception),
+    ("coordinator-kill", "coordinator SIGKILL + resume",
      lambda work, s: coordinator_fault(work, s, signal.SIGKILL, "coordinator SIGKILL + resume")),
-    ("SIGTERM + resume",
+    ("sigterm", "SIGTERM + resume",
      lambda work, s: coordinator_fault(work, s, signal.SIGTERM, "SIGTERM + resume")),
-    ("failed checkpoint write", failed_checkpoint_write),
-    ("hostile migrants", hostile_migrants),
+    ("checkpoint-write", "failed checkpoint write", failed_checkpoint_write),
+    ("hostile-migrants", "hostile migrants", hostile_migrants),
+    *cases.CASES,
 ]
-
-
-def fmt(value: Any, spec: str = ".3g") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    return format(value, spec)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="time limit of each run")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=10.0, help="time limit of each run (stuck rows: at least 16 s / 25 s)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per row (medians)")
+    parser.add_argument("--only", metavar="NAME[,NAME]",
+                        help="run these rows only: " + ", ".join(key for key, _, _ in FAULTS))
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     args = parser.parse_args(argv)
+    chosen = FAULTS
+    if args.only:
+        wanted = {name.strip().lower() for name in args.only.split(",") if name.strip()}
+        chosen = [f for f in FAULTS if f[0] in wanted or f[1].lower() in wanted]
+        unknown = wanted - {f[0] for f in chosen} - {f[1].lower() for f in chosen}
+        if unknown:
+            parser.error(f"unknown row {', '.join(sorted(unknown))}; rows: "
+                         + ", ".join(key for key, _, _ in FAULTS))
     rows = []
-    for name, inject in FAULTS:
+    for _, name, inject in chosen:
         results = []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory(prefix="islands-faults-") as work:
                 results.append(inject(Path(work), args.seconds))
-        recoveries = [r["recovery_s"] for r in results if r["recovery_s"] is not None]
-        lost = [r["best_lost"] for r in results if r["best_lost"] is not None]
-        rows.append({
-            "fault": name,
-            "runs": len(results),
-            "survived": sum(r["survived"] for r in results),
-            "best_before": statistics.median(r["best_before"] for r in results
-                                             if r["best_before"] is not None),
-            "final_best": statistics.median(r["final_best"] for r in results
-                                            if r["final_best"] is not None),
-            "best_lost": max(lost) if lost else None,
-            "recovery_s": statistics.median(recoveries) if recoveries else None,
-            "note": results[-1]["note"],
-        })
+        rows.append(tools.aggregate(name, results))
         print(f"done: {name}", file=sys.stderr, flush=True)
-    header = (f"| {'fault injected':<28} | runs | survived | {'best before':>11} | "
-              f"{'final best':>10} | best lost | recovery s | notes")
-    print(header)
-    print("|" + "|".join("-" * (len(part) + 0) for part in header.split("|")[1:-1]) + "|---")
-    for row in rows:
-        print(f"| {row['fault']:<28} | {row['runs']:>4} | {row['survived']:>4}/{row['runs']:<3} | "
-              f"{fmt(row['best_before']):>11} | {fmt(row['final_best']):>10} | "
-              f"{fmt(row['best_lost']):>9} | {fmt(row['recovery_s'], '.2f'):>10} | {row['note']}")
+    tools.print_table(rows)
     if args.json:
         print(json.dumps(rows))
-    return 0 if all(r["survived"] == r["runs"] and not r["best_lost"] for r in rows) else 1
+    ran = [r for r in rows if "skipped" not in r]
+    return 0 if all(r["survived"] == r["runs"] and not r["best_lost"] for r in ran) else 1
 
 
 if __name__ == "__main__":
