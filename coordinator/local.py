@@ -9,7 +9,8 @@ the write end of a one-way pipe out (a killed island can break only its own chan
 reports an exit, and reports each exit once. `kill` asks (SIGTERM), waits, then kills
 (SIGKILL). `memory` measures the coordinator and every live worker with a `MemoryProbe`
 (PSS/USS/RSS; injectable: tests replay pressure). `island_process_main` is the worker
-process's entry: ignore SIGINT (the coordinator turns Ctrl-C into a graceful stop),
+process's entry: run one step nicer than the coordinator (its memory watch must not
+starve on busy cores), ignore SIGINT (the coordinator turns Ctrl-C into a graceful stop),
 turn SIGTERM and SIGHUP into the island's own graceful stop (checkpoint, then exit: a
 SIGTERM to the whole process group, as `timeout` and systemd send, is a clean stop and
 the "ask" of `kill`), exit when the parent dies, attach the shared arrays, run
@@ -21,6 +22,7 @@ Does not cover: what the messages mean (the coordinator's parts), the worker loo
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -60,6 +62,9 @@ def island_process_main(spec: WorkerSpec, handles: dict[str, SharedArrayHandle],
                         outbox: Any, parent: int) -> None:
     """Entry point of one island process (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One step nicer than the coordinator: on busy cores its memory watch must not starve.
+    with contextlib.suppress(OSError):
+        os.nice(1)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: stop.set())

@@ -428,3 +428,27 @@ def test_an_island_sigkilled_in_calm_memory_is_restarted_at_once(harness):
     h.run_until(lambda: len(h.started(0)) == 2, "island 0 restarted")
     assert [e["reason"] for e in h.of("restart", island=0)] == ["crash"]
     assert not h.of("restart_deferred")
+
+
+# --- when to sample -------------------------------------------------------------------------------
+def test_samples_come_sooner_while_usage_climbs_fast_towards_the_budget():
+    from coordinator.pressure import SampleSchedule
+
+    schedule = SampleSchedule(interval=0.5, budget_bytes=600 * MIB, fastest=0.1)
+    assert schedule.due(0.0)
+    schedule.sampled(0.0, 100 * MIB)
+    assert schedule.delay == 0.5 and not schedule.due(0.4) and schedule.due(0.5)
+    schedule.sampled(0.5, 110 * MIB)  # 20 MiB/s: the budget is far off
+    assert schedule.delay == 0.5
+    schedule.sampled(1.0, 400 * MIB)  # 580 MiB/s, 200 MiB left: two samples before the budget
+    assert schedule.delay == pytest.approx(200 / 580 / 2)
+    schedule.sampled(1.2, 590 * MIB)
+    assert schedule.delay == 0.1  # never more often than `fastest`
+    # After a kill the usage falls; the growth seen lately is remembered, so the restarted
+    # island is watched closely from its first second, and calm returns slowly.
+    schedule.sampled(1.3, 50 * MIB)
+    assert schedule.delay < 0.5
+    schedule.sampled(61.3, 50 * MIB)
+    assert schedule.delay == 0.5
+    schedule.sampled(61.8, None)  # a failed reading: the plain interval
+    assert schedule.delay == 0.5 and schedule.last_used == 50 * MIB
