@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="evaluate whole generations at once (the old memory-hungry way)")
     run.add_argument("--backend", choices=BACKENDS)
     run.add_argument("--out", metavar="RUN_DIR")
+    run.add_argument("--overwrite", action="store_true", default=None,
+                     help="start a new run in a RUN_DIR that holds a stopped or finished run "
+                          "(its files are replaced; without this flag that is refused)")
     run.add_argument("--json", action="store_true", default=None,
                      help="print the summary as one JSON object on stdout")
     run.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only")
@@ -141,7 +144,7 @@ def set_up_logging(quiet: bool) -> None:
 FLAG_FIELDS = ("problem", "islands", "population", "generations", "time_limit", "evaluations",
                "target", "stagnation", "memory_budget", "seed", "topology",
                "migration_interval", "migrants", "sync", "streaming", "backend", "out", "json",
-               "quiet", "checkpoint_interval")
+               "quiet", "checkpoint_interval", "overwrite")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

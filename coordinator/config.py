@@ -56,6 +56,7 @@ class RunConfig:
     out: str | None = None
     json: bool = False
     quiet: bool = False
+    overwrite: bool = False  # a new run may replace a stopped or finished one in `out`
     monitor_interval: float = 0.5
     thresholds: dict[str, float] = field(default_factory=dict)
     checkpoint_interval: float = 10.0  # seconds between periodic checkpoints

@@ -127,7 +127,7 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     context = RunContext(config, hardware, problem, problem_text, run_id, clock, resume_state,
                          {} if stop is None else stop)
     directory = RunDirectory(Path(config.out or default_run_dir(problem_text)))
-    directory.open(config.to_toml())
+    directory.open(config.to_toml(), fresh=resume_state is None, overwrite=config.overwrite)
     bus = EventBus(clock.elapsed)
     event_log = EventLog(directory.path / "events.jsonl")
     bus.subscribe(event_log)

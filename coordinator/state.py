@@ -3,7 +3,9 @@
 Covers: `default_run_dir`; `RunDirectory` (creates `checkpoint/`, writes the resolved
 `config.toml`, and holds an exclusive lock on `RUN_DIR/.lock` while a coordinator
 works there: the kernel drops it when the process dies, so a crashed run can be
-resumed and a live one cannot be entered twice; the temp files of writers killed
+resumed and a live one cannot be entered twice; a new run refuses a directory that
+holds another run unless told to overwrite it, and then removes that run's files
+first, so nothing of it mixes into the new one; the temp files of writers killed
 mid-write are swept once the lock is held and after the islands stopped); `CheckpointWriter` (the coordinator
 checkpoint `checkpoint/coordinator.msgpack`: config, run id, plan, best, per-island
 counts, elapsed time, how it stopped; written atomically at start, on each new best
@@ -73,11 +75,15 @@ class RunDirectory:
     def island_checkpoint(self, island: int) -> Path:
         return self.path / "checkpoint" / f"island-{island}.msgpack"
 
-    def open(self, config_toml: str) -> None:
+    def open(self, config_toml: str, *, fresh: bool = False, overwrite: bool = False) -> None:
+        """Create and lock the directory; `fresh` (a new run, not a resume): refuse one that
+        holds another run unless `overwrite`, which removes that run's files."""
         try:
             (self.path / "checkpoint").mkdir(parents=True, exist_ok=True)
             self.lock_handle = acquire_lock(self.path)
             self.sweep_temp_files()
+            if fresh:
+                self._make_room(overwrite)
             try:  # atomic: a full disk leaves the previous config.toml whole
                 checkpoint_io.atomic_write_bytes(self.path / "config.toml", config_toml.encode(),
                                                  mode=0o644)
@@ -90,6 +96,26 @@ class RunDirectory:
         except OSError as error:
             self.close()
             raise InputError(f"cannot use run directory {self.path}: {error.strerror}") from None
+
+    def run_files(self) -> list[Path]:
+        """The files a run writes here (never the user's own, such as a .ctt beside them)."""
+        names = ["events.jsonl", "summary.json", "config.toml"]
+        found = [self.path / name for name in names if (self.path / name).exists()]
+        found += sorted(self.path.glob("best.*")) + sorted(self.path.glob("best-writing.*"))
+        return found + sorted((self.path / "checkpoint").glob("*.msgpack"))
+
+    def _make_room(self, overwrite: bool) -> None:
+        held = [p for p in self.run_files() if p.name in ("coordinator.msgpack", "events.jsonl")]
+        if not held:
+            return
+        if not overwrite:
+            self.close()
+            raise InputError(f"{self.path} holds another run; `islands resume {self.path}` "
+                             "continues it, --overwrite starts a new run there (its files "
+                             "are replaced)")
+        for path in self.run_files():
+            path.unlink()
+        logger.info("[GA] --overwrite: removed the previous run's files from %s", self.path)
 
     def sweep_temp_files(self) -> None:
         """Remove the temp files of killed writers (call only while none is alive)."""

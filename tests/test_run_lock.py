@@ -1,8 +1,11 @@
 """One process owns a run directory at a time: a second `islands run --out` on a live run's
-directory, or an `islands resume` of it, gets one line and exit 2 (the lock is RUN_DIR/.lock)."""
+directory, or an `islands resume` of it, gets one line and exit 2 (the lock is RUN_DIR/.lock);
+a new run in a directory that holds a stopped or finished run needs --overwrite, which
+replaces that run's files (and leaves the user's own)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -41,3 +44,28 @@ def test_a_second_run_on_a_live_run_directory_is_refused(tmp_path):
     # Once it ended, the directory is free again.
     done = cli("resume", str(run_dir), "--generations", "4")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_new_run_in_a_finished_runs_directory_needs_overwrite(tmp_path):
+    run_dir = tmp_path / "run"
+    first = cli("run", "sphere:dim=4", "--islands", "2", "--generations", "5", "--seed", "1",
+                "--out", str(run_dir), "--json")
+    assert first.returncode == 0, first.stderr
+    (run_dir / "notes.txt").write_text("mine")  # a user's file beside the run's
+    again = cli("run", "rastrigin:dim=6", "--generations", "3", "--out", str(run_dir), "--json")
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr.count("\n") == 1 and "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert json.loads((run_dir / "summary.json").read_text()) == json.loads(first.stdout)
+
+    replaced = cli("run", "rastrigin:dim=6", "--islands", "1", "--generations", "3",
+                   "--out", str(run_dir), "--json", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    summary = json.loads(replaced.stdout)
+    assert summary["problem"].startswith("rastrigin") and summary["islands"] == 1
+    # Nothing of the first run is left to mix into the new one.
+    assert sorted(p.name for p in (run_dir / "checkpoint").glob("island-*")) == [
+        "island-0.msgpack"]
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events].count("summary") == 1
+    assert (run_dir / "notes.txt").read_text() == "mine"
