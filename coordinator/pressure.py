@@ -38,7 +38,7 @@ from memory.budget import format_bytes
 logger = logging.getLogger("islands.run")
 
 COMMAND_DEADLINE_S = 5.0
-FASTEST_SAMPLE_S = 0.1  # the run loop's tick
+FASTEST_SAMPLE_S = 0.05  # the run loop waits no longer than the next sample (`next_sample_in`)
 RATE_HALF_LIFE_S = 10.0
 MEMORY_EVENT_S = 2.0
 COMMAND_OF_ACTION = {
@@ -144,6 +144,10 @@ class SampleSchedule:
     def due(self, now: float) -> bool:
         return now - self.last_t >= self.delay
 
+    def wait_s(self, now: float) -> float:
+        """Seconds until the next sample is due (0 if it is)."""
+        return max(0.0, self.last_t + self.delay - now)
+
     def sampled(self, now: float, used_bytes: int | None) -> None:
         """A sample was taken at `now` (`None`: the reading failed)."""
         self.delay = self.interval
@@ -215,6 +219,10 @@ class PressureController:
         self.away = AwayIslands(3 * interval)
 
     # -- sampling --------------------------------------------------------------------------
+    def next_sample_in(self) -> float:
+        """Seconds until the next memory sample is due: the run loop waits no longer."""
+        return self.schedule.wait_s(self.clock())
+
     def poll(self) -> None:
         now = self.clock()
         if self.commands.settle():

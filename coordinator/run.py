@@ -142,7 +142,7 @@ class Run:
         # A checkpoint from the start: a coordinator killed at once is still resumable.
         parts.checkpoints.write()
         while True:
-            for item in parts.backend.receive(TICK_S):
+            for item in parts.backend.receive(min(TICK_S, parts.pressure.next_sample_in())):
                 self.dispatch(item)
             parts.supervisor.check_liveness()
             parts.pressure.poll()
