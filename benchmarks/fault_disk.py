@@ -48,6 +48,8 @@ class TmpfsDisk:
         self.top_up()
         time.sleep(0.3)  # writes under way when it filled have failed and freed their pages
         self.top_up()
+        if os.statvfs(self.path).f_bavail != 0:
+            raise RuntimeError(f"the tmpfs at {self.path} should be full and is not")
         self.full.clear()
         self.keeper = threading.Thread(target=self.keep_full, daemon=True)
         self.keeper.start()

@@ -17,7 +17,6 @@ BestKeeper's retry and backoff, which need a clock under control.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.fault_disk import RlimitDisk, TmpfsDisk, Unavailable
 from coordinator.best import RETRY_FIRST_S, RETRY_MAX_S, BestKeeper
 from coordinator.events import EventBus, EventLog, read_events
 from islands.checkpoint import load_state, pack_array, save_state, unpack_array
@@ -44,94 +44,6 @@ PROBLEM = build_problem(SPEC)
 # killing the process (the islands it spawns inherit the ignored signal).
 CLI = ("import signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
        "from coordinator.cli import main; sys.exit(main())")
-
-
-class Unavailable(Exception):
-    pass
-
-
-class TmpfsDisk:
-    """A 16 MiB tmpfs at `path`, filled by a filler file to the last page."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        if not sys.platform.startswith("linux"):
-            raise Unavailable("tmpfs needs Linux")
-        try:
-            result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(path)],
-                                    capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise Unavailable(f"cannot run mount: {error}") from None
-        if result.returncode != 0:
-            raise Unavailable(f"mount -t tmpfs is not permitted here: {result.stderr.strip()}")
-        self.filler = path / "filler"
-        self.full = threading.Event()
-        self.keeper: threading.Thread | None = None
-
-    def fill(self, pids=()) -> None:
-        """Fill to the last page, and keep it full (pages a failed write frees are taken
-        again) until `free`."""
-        self.top_up()
-        time.sleep(0.3)  # writes that were under way when it filled have failed and freed
-        self.top_up()
-        assert os.statvfs(self.path).f_bavail == 0, "the tmpfs should be full"
-        self.full.clear()
-        self.keeper = threading.Thread(target=self.keep_full, daemon=True)
-        self.keeper.start()
-
-    def top_up(self) -> None:
-        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        try:
-            for chunk in (1 << 20, 4096, 512):
-                with contextlib.suppress(OSError):
-                    while True:
-                        os.write(fd, b"\0" * chunk)
-        finally:
-            os.close(fd)
-
-    def keep_full(self) -> None:
-        while not self.full.wait(0.02):
-            self.top_up()
-
-    def free(self) -> None:
-        self.full.set()
-        if self.keeper is not None:
-            self.keeper.join()
-            self.keeper = None
-        self.filler.unlink()
-
-    def close(self) -> None:
-        self.full.set()
-        if self.keeper is not None:
-            self.keeper.join()
-        subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=30)
-
-
-class RlimitDisk:
-    """A "disk" that is full for the processes given to `fill`: RLIMIT_FSIZE 0 on them."""
-
-    def __init__(self, path: Path) -> None:
-        if not hasattr(resource, "prlimit"):
-            raise Unavailable("resource.prlimit needs Linux")
-        self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        self.saved: dict[int, tuple[int, int]] = {}
-
-    def fill(self, pids=()) -> None:
-        for pid in pids:
-            soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
-            self.saved[pid] = (soft, hard)
-            resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, hard))
-
-    def free(self) -> None:
-        for pid, limits in self.saved.items():
-            with contextlib.suppress(ProcessLookupError):
-                resource.prlimit(pid, resource.RLIMIT_FSIZE, limits)
-        self.saved.clear()
-
-    def close(self) -> None:
-        self.free()
 
 
 @pytest.fixture(params=["tmpfs", "rlimit"])

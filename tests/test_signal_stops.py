@@ -26,29 +26,12 @@ from pathlib import Path
 import pytest
 from test_run_signals import gone, island_pids, segments_of
 
+from benchmarks.fault_cases import SLOW_WARM_UP_MODULE
 from islands.checkpoint import load_state
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
-SLOW_WARM_UP_MODULE = '''
-import os
-import time
-
-from islands.problems.functions import Sphere
-
-
-class ColdStart(Sphere):
-    """Sphere whose warm-up takes as long as a cold compile, unless FAST_WARM_UP is set."""
-
-    name = "coldstart"
-
-    def warm_up(self):
-        if not os.environ.get("FAST_WARM_UP"):
-            with open(os.environ["WARM_UP_MARK"], "w") as handle:
-                handle.write("warming up")
-            time.sleep(120.0)
-'''
 
 
 def islands_command(*arguments: str, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -26,13 +26,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from benchmarks.fault_cases import STUCK_LEAK_MODULE
+from benchmarks.fault_tools import TreePss
 from coordinator.pressure import COMMAND_DEADLINE_S
 from coordinator.run import STOP_GRACE_S
 from coordinator.supervisor import HEARTBEAT_FLOOR_S, MAX_FAILURES
@@ -41,63 +41,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MARKS_ENV = "STUCK_ISLAND_MARKS"
 MIB = 1 << 20
 
-STUCK_LEAK_MODULE = '''
-"""Sphere whose island `hang` hangs in evaluate and whose island `leak` leaks memory."""
-import os
-import time
-
-import multiprocessing
-
-import multiprocess
-import numpy as np
-
-from islands.problems.functions import Sphere
-
-LEAKED = []  # module state of the island process: freed only when the process ends
-FIRST_CALL = None
-
-
-def island_id():
-    """N in an island process (the LocalBackend names it island-N), else None."""
-    for module in (multiprocess, multiprocessing):
-        name = module.current_process().name
-        if name.startswith("island-"):
-            return int(name.rsplit("-", 1)[1])
-    return None
-
-
-def mark(kind, island):
-    marks = os.environ.get("STUCK_ISLAND_MARKS")
-    if marks:
-        path = os.path.join(marks, f"{kind}-{island}-{os.getpid()}")
-        with open(path, "w") as handle:
-            handle.write(repr(time.time()))
-
-
-class StuckLeak(Sphere):
-    name = "stuckleak"
-
-    def __init__(self, dim=8, hang=-1, hang_after=1.0, leak=-1, leak_mb=1, delay=0.01):
-        super().__init__(dim)
-        self.hang, self.leak = int(hang), int(leak)
-        self.hang_after, self.leak_mb, self.delay = float(hang_after), int(leak_mb), float(delay)
-        self.target_fitness = None  # never stop on the target: the limits decide
-
-    def evaluate(self, genomes):
-        global FIRST_CALL
-        now = time.monotonic()
-        if FIRST_CALL is None:
-            FIRST_CALL = now
-        me = island_id()
-        if me is not None and me == self.hang and now - FIRST_CALL >= self.hang_after:
-            mark("hung", me)
-            while True:  # stuck for good: only a kill ends this process
-                time.sleep(0.5)
-        if me is not None and me == self.leak:
-            LEAKED.append(np.ones(self.leak_mb << 20, dtype=np.uint8))  # pages touched
-        time.sleep(self.delay)
-        return super().evaluate(genomes)
-'''
 
 
 @pytest.fixture
@@ -107,39 +50,6 @@ def stuck_plugin(install_plugin, tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
     return tmp_path / "plugin", marks
-
-
-class TreePss:
-    """Peak PSS of a process and all its descendants, sampled from outside every `interval`."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.root = psutil.Process(pid)
-        self.interval = interval
-        self.peak = 0
-        self.samples = 0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.done.is_set():
-            total = 0
-            try:
-                processes = [self.root, *self.root.children(recursive=True)]
-            except psutil.Error:
-                return
-            for process in processes:
-                try:
-                    total += process.memory_full_info().pss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self.samples += 1
-            self.done.wait(self.interval)
-
-    def stop(self) -> None:
-        self.done.set()
-        self.thread.join(5)
 
 
 def run_islands(plugin_dir: Path, marks: Path, run_dir: Path, spec: str, *flags: str,
