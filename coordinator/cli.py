@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--quiet", action="store_true", default=False,
                         help="warnings and errors only")
     resume.set_defaults(func=command_resume)
+    problems = commands.add_parser(
+        "problems", help="list the built-in and installed problems with their parameters",
+        description="Every problem a spec can name, with its parameters and defaults "
+                    "(`NAME:k=v,...`). Any class is usable without installing it, as "
+                    "`package.module:Class[,k=v]` or `path/to/file.py:Class[,k=v]`.")
+    problems.set_defaults(func=command_problems)
     try:
         from islands.timetable.cli import register_commands
     except ImportError:
@@ -241,6 +247,14 @@ def command_resume(args: argparse.Namespace) -> int:
     check_backend(config)
     summary = execute_run(config, resume_state=state)
     return finish(summary, args.json)
+
+
+def command_problems(args: argparse.Namespace) -> int:
+    from islands.problem import describe_problems
+
+    for name, parameters in describe_problems():
+        sys.stdout.write(f"{name:<12} {parameters}\n")
+    return EXIT_OK
 
 
 def _json_default(value: Any) -> Any:

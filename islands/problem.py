@@ -3,9 +3,10 @@
 Covers: what a problem must provide (DESIGN.md "Problem protocol"), the default
 operators used when a problem leaves an optional part out (`complete()` wraps any
 object that has the five required parts), parsing of specs such as
-`rastrigin:dim=100`, `heavy:mb=20,dim=50`, `timetable:path/to/x.ctt` or a bare
-`x.ctt`, and building problems from the built-in registry or from plugins registered
-under the entry-point group `islands.problems`.
+`rastrigin:dim=100`, `heavy:mb=20,dim=50`, `timetable:path/to/x.ctt`, a bare `x.ctt`,
+`package.module:Class[,k=v]` or `path/file.py:Class[,k=v]` (loaded by `islands.targets`),
+and building problems from the built-in registry or from plugins registered under the
+entry-point group `islands.problems`; `describe_problems()` for `islands problems`.
 
 Does not cover: the built-in problems themselves (`islands.problems.*`,
 `islands.timetable`), evolution (`islands.population`, `islands.island`) or putting
@@ -27,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from islands.errors import InputError
+from islands.targets import is_target, load_target
 
 ENTRY_POINT_GROUP = "islands.problems"
 
@@ -253,7 +255,16 @@ def parse_spec(text: str) -> ProblemSpec:
         name, rest = suffix_name, text
     else:
         name, _, rest = text.partition(":")
-    name = name.strip().lower()
+    name = name.strip()
+    head = rest.partition(",")[0].strip()
+    # module:Class or file.py:Class (the class comes first, case kept); a bare top-level
+    # module is told from a registered problem's first parameter by the registry.
+    if is_target(name) or (head.isidentifier() and name.lower() not in available_problems()):
+        attribute, _, rest = rest.partition(",")
+        if not attribute.strip().isidentifier():
+            raise ProblemSpecError(f"problem spec {text!r}: give the class as {name}:Class")
+        name = f"{name}:{attribute.strip()}"
+    name = name if ":" in name else name.lower()  # registry names never hold a colon
     if not name:
         raise ProblemSpecError(f"problem spec {text!r} has no problem name")
     params: dict[str, Any] = {}
@@ -289,7 +300,10 @@ def available_problems() -> list[str]:
 
 
 def resolve_factory(name: str) -> Any:
-    """The class or factory registered under `name` (built-in first, then plugins)."""
+    """The class or factory registered under `name` (built-in first, then plugins), or
+    the one a `module:Class` / `file.py:Class` name points at."""
+    if ":" in name:
+        return load_target(name, ProblemSpecError)
     target = BUILTIN_PROBLEMS.get(name)
     if target is not None:
         module_name, _, attribute = target.partition(":")
@@ -300,6 +314,20 @@ def resolve_factory(name: str) -> Any:
     raise ProblemSpecError(
         f"unknown problem {name!r}; known problems: {', '.join(available_problems())}"
     )
+
+
+def describe_problems() -> list[tuple[str, str]]:
+    """(name, its parameters with defaults) for every built-in and installed problem."""
+    described = []
+    for name in available_problems():
+        try:
+            parameters = inspect.signature(resolve_factory(name)).parameters.values()
+            shown = ",".join(p.name if p.default is p.empty else f"{p.name}={p.default}"
+                             for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
+        except Exception as error:  # a broken plugin is listed with why, not a traceback
+            shown = f"(cannot load: {type(error).__name__}: {error})"
+        described.append((name, shown))
+    return described
 
 
 def _check_params(factory: Any, name: str, params: Mapping[str, Any]) -> None:
