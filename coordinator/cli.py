@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from coordinator.config import BACKENDS, TOPOLOGIES, RunConfig, resolve_config
 from coordinator.signals import STOP_EXIT_CODES
+from coordinator.summary import islands_version
 from islands.errors import InputError
 from memory.budget import BudgetError, parse_size
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description="Island-model genetic search inside a RAM budget.",
                            epilog=EXIT_CODES_TEXT,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{PROG} {islands_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     run = commands.add_parser("run", help="run the optimizer on a problem (no spec: the demo term)")
@@ -204,7 +206,7 @@ def command_run(args: argparse.Namespace) -> int:
         config = prepare_demo(config)
     from coordinator.run import execute_run
 
-    summary = execute_run(config)
+    summary = execute_run(config, require_limit=True)
     return finish(summary, config.json)
 
 

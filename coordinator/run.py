@@ -179,13 +179,13 @@ class Run:
 def start_run(config: RunConfig, *, probe: MemoryProbe | None = None,
               backend: Backend | None = None, cores: int | None = None,
               resume_state: dict[str, Any] | None = None,
-              stop: dict[str, Any] | None = None) -> Run:
+              stop: dict[str, Any] | None = None, require_limit: bool = False) -> Run:
     """A run with every part built (directory created and locked), not yet started.
 
     `stop` is the map a `GracefulStop` writes a signal's stop request into.
     """
     context, parts = build_run(config, probe=probe, backend=backend, cores=cores,
-                               resume_state=resume_state, stop=stop)
+                               resume_state=resume_state, stop=stop, require_limit=require_limit)
     run = Run(context, parts)
     if resume_state:
         try:
@@ -218,15 +218,17 @@ def _restore_best(context: RunContext, parts: Parts) -> None:
 
 def execute_run(config: RunConfig, *, probe: MemoryProbe | None = None,
                 backend: Backend | None = None, cores: int | None = None,
-                resume_state: dict[str, Any] | None = None) -> dict[str, Any]:
+                resume_state: dict[str, Any] | None = None,
+                require_limit: bool = False) -> dict[str, Any]:
     """Run `config` to the end and return the summary (also in RUN_DIR/summary.json).
 
-    With `resume_state` (from `load_resume`), the run goes on from its checkpoints.
+    With `resume_state` (from `load_resume`), the run goes on from its checkpoints;
+    `require_limit` (the command line) refuses a run that nothing but a signal would stop.
     """
     stop: dict[str, Any] = {}
     with GracefulStop(stop):  # from the start: a signal during the warm-up stops cleanly too
         run = start_run(config, probe=probe, backend=backend, cores=cores,
-                        resume_state=resume_state, stop=stop)
+                        resume_state=resume_state, stop=stop, require_limit=require_limit)
         return run.execute()
 
 

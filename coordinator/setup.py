@@ -77,6 +77,7 @@ class RunContext:
     clock: RunClock
     resume_state: dict[str, Any] | None = None
     stop: dict[str, Any] = field(default_factory=dict)  # stop_requested / stopped_by / stopped_at
+    started_at: float = field(default_factory=time.time)  # wall clock, for the summary
 
 
 @dataclass
@@ -109,15 +110,19 @@ def plan(config: RunConfig, problem: Any, arrays: dict[str, Any], cores: int | N
 def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
               backend: Backend | None = None, cores: int | None = None,
               resume_state: dict[str, Any] | None = None,
-              stop: dict[str, Any] | None = None) -> tuple[RunContext, Parts]:
+              stop: dict[str, Any] | None = None,
+              require_limit: bool = False) -> tuple[RunContext, Parts]:
     """Everything a run needs, created in order (see the module docstring); `stop` is the
-    run's stop map (a `GracefulStop` writes into it)."""
+    run's stop map (a `GracefulStop` writes into it); `require_limit` refuses a config with
+    no stop criterion (after the spec and the budget were checked: their errors first)."""
     problem = build_problem(config.problem)
     problem_text = str(parse_spec(config.problem))
     if resume_state:
         check_island_checkpoints(problem, Path(config.out or ".") / "checkpoint")
     arrays = problem.shared_arrays()
     hardware = plan(config, problem, arrays, cores)
+    if require_limit:
+        check_stop_criterion(config)
     try:
         thresholds = Thresholds(**config.thresholds) if config.thresholds else None
     except (TypeError, ValueError) as error:
@@ -146,6 +151,15 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
         directory.close()
         raise
     return context, parts
+
+
+def check_stop_criterion(config: RunConfig) -> None:
+    """InputError if nothing but a signal would end the run (an unattended job would hang)."""
+    limits = (config.generations, config.time_limit, config.evaluations, config.stagnation)
+    if all(limit is None for limit in limits):
+        raise InputError("no stop criterion: give --time-limit S, --generations G, "
+                         "--evaluations E or --stagnation G (a target alone may never be "
+                         "reached; a nightly job wants --time-limit)")
 
 
 def _warm_up(problem: Any, clock: RunClock, stop: dict[str, Any]) -> None:

@@ -4,8 +4,10 @@ Covers: `build_summary(context, parts, stopped_by)`: the DESIGN.md summary field
 (problem, best fitness, islands, generations, evaluations, elapsed, budget, peak memory,
 pressure events, run dir, stop reason) plus the project's additions (time to feasible,
 cleanups, migrants, failed islands, plan, evolution time, population and cache bytes,
-run id, island failures, and the problem's `describe()` of the best, such as hard and
-soft costs of a timetable). It gives a best write that is still pending one last try
+run id, island failures, start and end time (UTC), islands version, host, the SHA-256
+of the problem's instance file (`path` parameter) so a nightly history can tell which
+instance a result belongs to, and the problem's `describe()` of the best, such as hard
+and soft costs of a timetable). It gives a best write that is still pending one last try
 (`solution_file` names a file only if it holds this best; otherwise `solution_pending`
 is true and the summary carries the genome itself as `best_genome`, and the CLI prints
 it on stdout with or without `--json`, so the result survives a disk that took none),
@@ -19,12 +21,19 @@ printing it (`coordinator.cli`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import socket
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from islands.checkpoint import atomic_write_bytes
+from islands.problem import parse_spec
 from memory.budget import format_bytes
 
 if TYPE_CHECKING:
@@ -68,6 +77,11 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
         "population_bytes": int(recorder.peak_population_bytes),
         "cache_bytes": int(recorder.peak_cache_bytes),
         "run_id": context.run_id,
+        "started_at": _utc(context.started_at),
+        "ended_at": _utc(time.time()),
+        "version": islands_version(),
+        "host": socket.gethostname(),
+        "instance_sha256": instance_checksum(context.config.problem),
         "resumed": context.resume_state is not None,
         "island_failures": {str(r.island): r.failures for r in records if r.failures},
     }
@@ -95,4 +109,24 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
     return summary
 
 
-__all__ = ["build_summary"]
+def islands_version() -> str:
+    try:
+        return metadata.version("islands")
+    except metadata.PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown"
+
+
+def instance_checksum(spec: str | None) -> str | None:
+    """SHA-256 of the instance file a spec names (its `path` parameter), if any."""
+    path = parse_spec(spec).params.get("path") if spec else None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+__all__ = ["build_summary", "instance_checksum", "islands_version"]
