@@ -30,8 +30,10 @@ slice (taken as given; the pressure policy handles the rest).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from coordinator.config import RunConfig
@@ -68,11 +70,33 @@ class HardwarePlan:
         )
 
 
-def usable_cores() -> int:
+def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """Cores this process may use: its CPU affinity, lowered by a cgroup CPU quota
+    (v2 `cpu.max`, v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`, rounded up)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    quota = _cpu_quota(cgroup_root)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def _cpu_quota(root: Path) -> float | None:
+    """The cgroup CPU quota in cores, or None where there is none (or it cannot be read)."""
+    try:
+        fields = (root / "cpu.max").read_text().split()
+        if fields and fields[0] != "max":
+            return int(fields[0]) / int(fields[1])
+        if fields:
+            return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def _genome_bytes(problem: Any) -> int:
@@ -157,6 +181,10 @@ def plan_run(
                 f"(one evaluation costs {format_bytes(problem.individual_bytes)})"
             )
         reasons.append(f"{islands} island(s) as asked")
+        if islands > cores:
+            logger.warning("[GA] %d islands on %d usable core(s): they share the cores and "
+                           "each runs slower (affinity and cgroup CPU quota counted)",
+                           islands, cores)
     else:
         islands = cores
         while True:

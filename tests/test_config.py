@@ -196,3 +196,34 @@ def test_budget_too_small_for_one_island_is_one_clear_error():
     with pytest.raises(BudgetError, match="too small for 3 island"):
         plan_run(problem=heavy_like(), budget_bytes=200 * MB, coordinator_bytes=40 * MB,
                  shared_bytes=0, population=10, islands=3, cores=4)
+
+
+def test_more_islands_than_usable_cores_is_a_warning(caplog):
+    plan = plan_run(problem=heavy_like(), budget_bytes=2000 * MB, coordinator_bytes=40 * MB,
+                    shared_bytes=0, islands=6, cores=2)
+    assert plan.islands == 6
+    assert any("6 islands on 2 usable core(s)" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    plan_run(problem=heavy_like(), budget_bytes=2000 * MB, coordinator_bytes=40 * MB,
+             shared_bytes=0, islands=2, cores=2)
+    assert not [r for r in caplog.records if "usable core" in r.getMessage()]
+
+
+@pytest.mark.parametrize(("files", "quota_cores"), [
+    ({"cpu.max": "150000 100000\n"}, 2),  # v2: 1.5 cores rounds up
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_usable_cores_counts_the_cgroup_cpu_quota(tmp_path, files, quota_cores):
+    import os
+
+    from coordinator.autoconfig import usable_cores
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if quota_cores is None else min(affinity, quota_cores)
+    assert usable_cores(tmp_path) == expected
