@@ -247,6 +247,7 @@ def command_resume(args: argparse.Namespace) -> int:
     config.json = args.json
     config.quiet = args.quiet
     check_backend(config)
+    enter_workdir(config)
     summary = execute_run(config, resume_state=state)
     return finish(summary, args.json)
 
@@ -257,6 +258,18 @@ def command_problems(args: argparse.Namespace) -> int:
     for name, parameters in describe_problems():
         sys.stdout.write(f"{name:<12} {parameters}\n")
     return EXIT_OK
+
+
+def enter_workdir(config: RunConfig) -> None:
+    """Resume where the run started (cron starts in $HOME): its relative problem paths
+    (`timetable:term.ctt`, the demo's term, `file.py:Class`) resolve as they did."""
+    if config.workdir is None:
+        return
+    try:
+        os.chdir(config.workdir)
+    except OSError as error:
+        raise InputError(f"cannot resume: the run started in {config.workdir}, which is not "
+                         f"usable now ({error.strerror})") from None
 
 
 def _json_default(value: Any) -> Any:

@@ -57,6 +57,7 @@ class RunConfig:
     json: bool = False
     quiet: bool = False
     overwrite: bool = False  # a new run may replace a stopped or finished one in `out`
+    workdir: str | None = None  # where the run started: relative paths resolve there on resume
     monitor_interval: float = 0.5
     thresholds: dict[str, float] = field(default_factory=dict)
     checkpoint_interval: float = 10.0  # seconds between periodic checkpoints

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 import uuid
@@ -131,8 +132,11 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     clock = RunClock(float(resume_state.get("elapsed_s", 0.0)) if resume_state else 0.0)
     context = RunContext(config, hardware, problem, problem_text, run_id, clock, resume_state,
                          {} if stop is None else stop)
+    if resume_state is None:
+        config.workdir = os.getcwd()
     directory = RunDirectory(Path(config.out or default_run_dir(problem_text)))
-    directory.open(config.to_toml(), fresh=resume_state is None, overwrite=config.overwrite)
+    directory.open(resolved_config(config, hardware).to_toml(), fresh=resume_state is None,
+                   overwrite=config.overwrite)
     bus = EventBus(clock.elapsed)
     event_log = EventLog(directory.path / "events.jsonl")
     bus.subscribe(event_log)
@@ -151,6 +155,14 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
         directory.close()
         raise
     return context, parts
+
+
+def resolved_config(config: RunConfig, hardware: HardwarePlan) -> RunConfig:
+    """The config with what auto-configuration chose written in, for RUN_DIR/config.toml:
+    `--config RUN_DIR/config.toml` repeats the run (give another `--out`)."""
+    return dataclasses.replace(config, islands=hardware.islands, population=hardware.population,
+                               chunk_size=hardware.chunk_size, streaming=hardware.streaming,
+                               memory_budget=str(hardware.budget_bytes), overwrite=False)
 
 
 def check_stop_criterion(config: RunConfig) -> None:

@@ -213,7 +213,7 @@ def load_resume(
     # Islands resume from their own files: a damaged one is reported now, not 3 crashes later.
     for island_file in sorted((run_dir / "checkpoint").glob("island-*.msgpack")):
         checkpoint_io.load_state(island_file)
-    config.out = str(run_dir)
+    config.out = str(run_dir.resolve())
     if generations is not None:
         config.generations = generations
     if time_limit is not None:

@@ -54,3 +54,41 @@ def test_the_summary_says_when_with_what_and_on_which_instance(tmp_path):
     assert started.tzinfo is not None and started <= ended
     assert summary["version"] == islands_version() and summary["host"] == socket.gethostname()
     assert summary["instance_sha256"] == hashlib.sha256(term.read_bytes()).hexdigest()
+
+
+def run_in(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coordinator", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_config_toml_records_what_was_chosen_and_repeats_a_sync_run_exactly(tmp_path):
+    first = run_in(tmp_path, "run", "rastrigin:dim=8", "--sync", "--generations", "30",
+                   "--seed", "7", "--json", "--quiet", "--out", "first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    import tomllib
+
+    recorded = tomllib.loads((tmp_path / "first" / "config.toml").read_text())
+    summary = json.loads(first.stdout)
+    assert recorded["islands"] == summary["islands"]
+    assert recorded["population"] == summary["population"]
+    assert int(recorded["memory_budget"]) == summary["budget_bytes"] and recorded["seed"] == 7
+    again = run_in(tmp_path, "run", "--config", "first/config.toml", "--json", "--quiet",
+                   "--out", "again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["best_fitness"] == summary["best_fitness"]
+
+
+def test_resume_works_from_another_working_directory(tmp_path):
+    (tmp_path / "tiny.ctt").write_text(TINY_CTT)
+    first = run_in(tmp_path, "run", "tiny.ctt", "--islands", "1", "--generations", "3",
+                   "--json", "--quiet", "--out", "run")
+    assert first.returncode == 0, first.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"  # cron starts in $HOME, not where the run began
+    elsewhere.mkdir()
+    resumed = run_in(elsewhere, "resume", "../run", "--generations", "6", "--json", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout)
+    assert summary["resumed"] and summary["stopped_by"] in ("generations", "target")
+    assert summary["hard_violations"] == 0  # scored against tiny.ctt, found from the run's start
+    assert summary["run_dir"] == str(tmp_path / "run")
+    assert Path(summary["solution_file"]) == tmp_path / "run" / "best.sol"
