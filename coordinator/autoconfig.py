@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.config import RunConfig
-from islands.population import CHUNK_CACHE_SHARE, CHUNK_SAFETY_FACTOR, chunk_size_for
+from islands.population import CHUNK_USABLE_SHARE, child_bytes, chunk_size_for, survivor_bytes
 from memory.budget import BudgetError, format_bytes, island_slice_bytes
 
 logger = logging.getLogger("islands.run")
@@ -112,12 +112,11 @@ def _generation_bytes(problem: Any, population: int) -> int:
     """Working memory (slice less baseline) that a whole generation evaluated at once needs.
 
     The inverse of `chunk_size_for` with chunk == population: survivors plus `population`
-    children, all of it inside the usable share (CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE).
+    children, all of it inside the usable share of the slice.
     """
     genome = _genome_bytes(problem)
-    per_individual = (genome + 8 + 16) + (int(problem.individual_bytes) + 5 * genome + 8)
-    usable_share = CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE
-    return int(population * per_individual / usable_share) + 1
+    per_individual = survivor_bytes(genome) + child_bytes(problem.individual_bytes, genome)
+    return int(population * per_individual / CHUNK_USABLE_SHARE) + 1
 
 
 def island_bytes(problem: Any, population: int, *, streaming: bool) -> int:

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ logger = logging.getLogger("islands.run")
 RETRY_FIRST_S = 0.25  # the first retry of a failed best write; doubled up to RETRY_MAX_S
 RETRY_MAX_S = 4.0
 WRITING_STEM = "best-writing"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a saved best is not used; `fits` False: not even its shape fits the problem."""
+
+    why: str
+    fits: bool
 
 
 class BestKeeper:
@@ -177,11 +186,11 @@ class BestKeeper:
         if not best:
             return
         checked = self._checked(best, source, rescore)
-        if isinstance(checked, str):
-            if "does not fit" in checked or "malformed" in checked:
-                raise InputError(f"checkpoint {source}: best solution {checked} "
+        if isinstance(checked, Refused):
+            if not checked.fits:
+                raise InputError(f"checkpoint {source}: best solution {checked.why} "
                                  f"(problem {problem_text})")
-            logger.warning("[GA] %s: best solution %s; not used", source, checked)
+            logger.warning("[GA] %s: best solution %s; not used", source, checked.why)
             return
         self._take(best, *checked)
 
@@ -192,8 +201,8 @@ class BestKeeper:
         refused for an island's best when the coordinator checkpoint has its own.
         """
         checked = self._checked(best, source, rescore)
-        if isinstance(checked, str):
-            logger.warning("[GA] %s: best genome %s; not used", source, checked)
+        if isinstance(checked, Refused):
+            logger.warning("[GA] %s: best genome %s; not used", source, checked.why)
             return False
         if not checked[1] < self.fitness:
             return False
@@ -201,7 +210,7 @@ class BestKeeper:
         return True
 
     def _checked(self, best: dict[str, Any], source: Path,
-                 rescore: bool) -> tuple[np.ndarray, float] | str:
+                 rescore: bool) -> tuple[np.ndarray, float] | Refused:
         """(genome, fitness now) from a saved best, or why it cannot be used.
 
         Re-evaluated, not trusted: the instance may have been edited since (the saved
@@ -213,11 +222,11 @@ class BestKeeper:
                 tuple(best["shape"])).astype(self.problem.genome_dtype)
             saved = float(best["fitness"])
         except (KeyError, TypeError, ValueError) as error:
-            return f"is malformed ({error})"
+            return Refused(f"is malformed ({error})", fits=False)
         if tuple(genome.shape) != tuple(np.atleast_1d(self.problem.genome_shape)):
-            return "does not fit the problem"
+            return Refused("does not fit the problem", fits=False)
         if not self.problem.valid(genome[None])[0]:
-            return "lies outside the problem's domain (damaged)"
+            return Refused("lies outside the problem's domain (damaged)", fits=True)
         fitness = float(self.problem.evaluate(genome[None])[0]) if rescore else saved
         if not math.isclose(fitness, saved, rel_tol=1e-9, abs_tol=1e-12):
             logger.warning("[GA] %s: the best solution saved with fitness %.6g scores %.6g now "

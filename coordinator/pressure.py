@@ -236,11 +236,12 @@ class PressureController:
             logger.warning("[GA] Memory reading failed, keeping level %s: %s", self.level, error)
             return
         old = self.manager.level
-        level = self.manager.observe(reading.to_sample())
+        sample = reading.to_sample()
+        level = self.manager.observe(sample)
         self.samples_after_action += 1
         for island, measured in reading.workers.items():
             self.supervisor.records[island].measured_bytes = measured.uss
-        used = reading.to_sample().pss_total
+        used = sample.pss_total
         self.schedule.sampled(now, used)
         if level != old:
             self.bus.publish("pressure", old=str(old), new=str(level), used_bytes=used)
@@ -253,7 +254,7 @@ class PressureController:
                                  str(i): {"pss": m.pss, "uss": m.uss,
                                           "slice": self.manager.slice_bytes(i)}
                                  for i, m in sorted(reading.workers.items())})
-        instant = self.instant_level(reading.to_sample())
+        instant = self.instant_level(sample)
         if instant == PressureLevel.NORMAL < level:
             return  # the pressure is gone in the latest reading: relief waits for the level
         if used >= self.manager.budget_bytes:

@@ -6,8 +6,8 @@ config, plan, problem, run id, resume state) and `build_run`: build the problem,
 islands inside the budget (a budget that fits nothing fails before anything is
 created), open and lock the run directory, start the event stream, warm the problem
 up (in a helper thread, so that a signal's stop request ends the wait at once: the
-warm-up is left to finish in the background and no island starts), share its arrays through the backend, and wire the MemoryManager, supervisor,
-router, pressure controller, best keeper and checkpoint writer. What was made is
+warm-up is left to finish in the background and no island starts), share its arrays
+through the backend, and wire the MemoryManager, supervisor, router, pressure controller, best keeper and checkpoint writer. What was made is
 undone if a later step fails.
 
 Does not cover: running it (`coordinator.run`), the parts themselves (their modules).

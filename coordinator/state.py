@@ -6,15 +6,15 @@ works there: the kernel drops it when the process dies, so a crashed run can be
 resumed and a live one cannot be entered twice; a new run refuses a directory that
 holds another run unless told to overwrite it, and then removes that run's files
 first, so nothing of it mixes into the new one; the temp files of writers killed
-mid-write are swept once the lock is held and after the islands stopped); `CheckpointWriter` (the coordinator
-checkpoint `checkpoint/coordinator.msgpack`: config, run id, plan, best, per-island
+mid-write are swept once the lock is held and after the islands stopped);
+`CheckpointWriter` (the coordinator checkpoint `checkpoint/coordinator.msgpack`: config, run id, plan, best, per-island
 counts, elapsed time, how it stopped; written atomically at start, on each new best
 without fsync, every `checkpoint_interval` seconds and at the end; a failed write keeps
 the previous file and the run going); `load_resume` / `already_finished` for
 `islands resume`, `check_island_checkpoints` (each island checkpoint fits the problem
 as it is now, checked before anything starts: a file of another instance or a damaged
-one is one line and exit 2, not three crashes), and `island_bests` (the best genome each island checkpoint holds:
-resume starts from the best of these and the coordinator checkpoint's, which may be
+one is one line and exit 2, not three crashes), and `island_bests` (the best genome
+each island checkpoint holds: resume starts from the best of these and the coordinator checkpoint's, which may be
 older when the disk refused its writes).
 
 Does not cover: island checkpoints (the islands write them, `islands.checkpoint` is
@@ -210,9 +210,7 @@ def load_resume(
     except (TypeError, ValueError, KeyError) as error:
         raise InputError(f"checkpoint is malformed ({error})", path=path) from None
     acquire_lock(run_dir).close()  # refuses while the run's coordinator still works there
-    # Islands resume from their own files: a damaged one is reported now, not 3 crashes later.
-    for island_file in sorted((run_dir / "checkpoint").glob("island-*.msgpack")):
-        checkpoint_io.load_state(island_file)
+    # Damaged or foreign island checkpoints: `check_island_checkpoints`, once the problem exists.
     config.out = str(run_dir.resolve())
     if generations is not None:
         config.generations = generations
@@ -260,4 +258,5 @@ def already_finished(state: dict[str, Any]) -> str | None:
 
 
 __all__ = ["COORDINATOR_CHECKPOINT", "FINISHED_REASONS", "CheckpointWriter", "RunDirectory",
-           "acquire_lock", "already_finished", "check_island_checkpoints", "default_run_dir", "island_bests", "load_resume"]
+           "acquire_lock", "already_finished", "check_island_checkpoints", "default_run_dir",
+           "island_bests", "load_resume"]

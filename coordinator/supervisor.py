@@ -7,8 +7,8 @@ message from an island updates its record and its heartbeat), `on_exit` (called
 exactly once per worker exit, like dask's `on_exit`: an expected end is recorded, a
 crash is restarted from the checkpoint until MAX_FAILURES, then the run goes on
 without the island; one that `defer_restart(island, exitcode)` claims, an island the
-kernel killed while memory was tight, waits like a terminated one instead), `terminate` (an emergency end; the pressure controller restarts
-it later), `check_liveness` (an island silent past its heartbeat deadline is stuck:
+kernel killed while memory was tight, waits like a terminated one instead),
+`terminate` (an emergency end; the pressure controller restarts it later), `check_liveness` (an island silent past its heartbeat deadline is stuck:
 recorded, killed, and restarted like a crash), `stop_all` (ask, wait, kill).
 
 Does not cover: building worker specs (handed in as `spec_for(island, resume)`), what

@@ -30,6 +30,7 @@ from islands.problem import CompleteProblem, genome_key
 # interpreter, numpy temporaries and measurement noise), and the share kept for the cache.
 CHUNK_SAFETY_FACTOR = 0.8
 CHUNK_CACHE_SHARE = 0.1
+CHUNK_USABLE_SHARE = CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE  # of a slice, for survivors + chunk
 
 
 def chunk_size_for(slice_bytes: int, individual_bytes: int, genome_bytes: int, population: int) -> int:
@@ -49,11 +50,20 @@ def chunk_size_for(slice_bytes: int, individual_bytes: int, genome_bytes: int, p
     at a time and the coordinator's pressure policy decides the rest.
     """
     population = max(1, int(population))
-    survivors = population * (int(genome_bytes) + 8 + 16)
-    usable = int(slice_bytes) * (CHUNK_SAFETY_FACTOR - CHUNK_CACHE_SHARE) - survivors
-    per_child = max(1, int(individual_bytes) + 5 * int(genome_bytes) + 8)
+    usable = int(slice_bytes) * CHUNK_USABLE_SHARE - population * survivor_bytes(genome_bytes)
+    per_child = child_bytes(individual_bytes, genome_bytes)
     chunk = int(usable // per_child) if usable > 0 else 1
     return max(1, min(population, chunk))
+
+
+def survivor_bytes(genome_bytes: int) -> int:
+    """What one survivor holds between generations: genome, fitness, sort index."""
+    return int(genome_bytes) + 8 + 16
+
+
+def child_bytes(individual_bytes: int, genome_bytes: int) -> int:
+    """What one child in flight holds: phenotype, two parents, crossed, child, mutated."""
+    return max(1, int(individual_bytes) + 5 * int(genome_bytes) + 8)
 
 
 @dataclass
