@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-streaming", dest="streaming", action="store_false", default=None,
                      help="evaluate whole generations at once (the old memory-hungry way)")
     run.add_argument("--backend", choices=BACKENDS)
+    run.add_argument("--address", metavar="auto|HOST:PORT",
+                     help="the Ray cluster for --backend ray (default: start a local Ray)")
+    run.add_argument("--history", metavar="FILE",
+                     help="run-history SQLite file (default: under the user's data directory)")
+    run.add_argument("--no-history", dest="record_history", action="store_false", default=None,
+                     help="do not record this run in the run history")
     run.add_argument("--out", metavar="RUN_DIR")
     run.add_argument("--overwrite", action="store_true", default=None,
                      help="start a new run in a RUN_DIR that holds a stopped or finished run "
@@ -152,7 +158,8 @@ def set_up_logging(quiet: bool) -> None:
 FLAG_FIELDS = ("problem", "islands", "population", "generations", "time_limit", "evaluations",
                "target", "stagnation", "memory_budget", "seed", "topology",
                "migration_interval", "migrants", "sync", "streaming", "backend", "out", "json",
-               "quiet", "checkpoint_interval", "overwrite")
+               "quiet", "checkpoint_interval", "overwrite", "address", "history",
+               "record_history")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

@@ -53,9 +53,13 @@ class RunConfig:
     sync: bool = False
     streaming: bool = True
     backend: str = "local"
+    address: str | None = None  # the Ray cluster for --backend ray (None: start a local one)
     out: str | None = None
     json: bool = False
     quiet: bool = False
+    history: str | None = None  # run-history SQLite file (None: the default under the user's data dir)
+    record_history: bool = True
+    progress_interval: float = 10.0  # seconds between plain progress lines (no live view)
     overwrite: bool = False  # a new run may replace a stopped or finished one in `out`
     workdir: str | None = None  # where the run started: relative paths resolve there on resume
     monitor_interval: float = 0.5
@@ -90,7 +94,8 @@ class RunConfig:
         check_seed(self.seed, f"{source}: seed")
         if self.min_population < 2:
             raise InputError(f"{source}: min-population must be at least 2, got {self.min_population}")
-        for name in ("time_limit", "monitor_interval", "sync_timeout", "checkpoint_interval"):
+        for name in ("time_limit", "monitor_interval", "sync_timeout", "checkpoint_interval",
+                     "progress_interval"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise InputError(f"{source}: {name.replace('_', '-')} must be positive, got {value}")
