@@ -175,7 +175,6 @@ def check_backend(config: RunConfig) -> None:
             raise InputError(
                 "--backend ray needs the ray package: pip install 'islands[ray]'"
             ) from None
-        raise InputError("the ray backend is not available in this version; use --backend local")
 
 
 def prepare_demo(config: RunConfig) -> RunConfig:

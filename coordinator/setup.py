@@ -140,6 +140,10 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     bus = EventBus(clock.elapsed)
     event_log = EventLog(directory.path / "events.jsonl")
     bus.subscribe(event_log)
+    if backend is None and config.backend == "ray":
+        from coordinator.ray_backend import RayBackend  # lazily: local runs never import ray
+        backend = RayBackend(address=config.address, slice_bytes=hardware.slice_bytes,
+                             cpus=hardware.islands)
     backend = backend if backend is not None else LocalBackend(probe)
     try:
         logger.info(hardware.log_line())

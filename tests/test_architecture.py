@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("memory", "islands", "coordinator")
 LONG_MODULES_ALLOWED = {"islands/timetable/kernels.py"}
-BACKENDS = {"coordinator/local.py", "coordinator/backend.py"}
+BACKENDS = {"coordinator/local.py", "coordinator/backend.py", "coordinator/ray_backend.py"}
 # The one allowed crowd: the flat user configuration, one field per flag and TOML key. The
 # typed config model with [problem] and [search] tables (issue "islands from Python and
 # from cron") replaces it; until then splitting it would change the config file's keys.
