@@ -49,6 +49,28 @@ from memory.shared import SharedArray, SharedArrayHandle, sweep_dead_segments
 logger = logging.getLogger("islands.run")
 
 
+EXIT_NO_MAIN_GUARD = 4  # an island process found its script starting a run again
+
+
+def quit_if_bootstrapping_island() -> None:
+    """End an island process quietly if its start-up re-ran a script that starts a run.
+
+    Spawned islands re-run the main script to rebuild its definitions; a run started at
+    the script's top level (no `if __name__ == "__main__":`) would start again in every
+    island. The exit code tells the coordinator, which says it once (`coordinator.run`).
+    """
+    for module in (multiprocess, sys.modules.get("multiprocessing")):
+        if module is not None and getattr(module.current_process(), "_inheriting", False):
+            os._exit(EXIT_NO_MAIN_GUARD)
+
+
+def no_main_guard_message() -> str:
+    script = getattr(sys.modules.get("__main__"), "__file__", None) or "the main script"
+    return (f"the islands could not start: {script} starts a run at its top level, and each "
+            "island process re-runs it on start; put the call under "
+            "`if __name__ == \"__main__\":`")
+
+
 def _watch_parent(parent: int, interval: float = 0.5) -> None:
     def watch() -> None:
         while os.getppid() == parent:

@@ -25,6 +25,11 @@ from typing import Any
 
 from coordinator.backend import Backend, Exited
 from coordinator.config import RunConfig
+from coordinator.local import (
+    EXIT_NO_MAIN_GUARD,
+    no_main_guard_message,
+    quit_if_bootstrapping_island,
+)
 from coordinator.setup import Parts, RunContext, build_run
 from coordinator.signals import GracefulStop
 from coordinator.state import already_finished, default_run_dir, island_bests, load_resume
@@ -41,6 +46,7 @@ from islands.protocol import (
     Started,
     Telemetry,
 )
+from islands.targets import ProblemObject
 from memory.probe import MemoryProbe
 
 logger = logging.getLogger("islands.run")
@@ -79,6 +85,10 @@ class Run:
     # -- messages --------------------------------------------------------------------------
     def dispatch(self, item: Any) -> None:
         if isinstance(item, Exited):
+            if item.exitcode == EXIT_NO_MAIN_GUARD and not self.context.stop.get("stop_requested"):
+                self.request_stop("no_main_guard")
+                self.parts.supervisor.stopping = True  # restarting would fail the same way
+                logger.error("[GA] %s", no_main_guard_message())
             self.parts.supervisor.on_exit(item)
             return
         self.parts.supervisor.note(item)
@@ -171,7 +181,7 @@ class Run:
                 self.parts.checkpoints.write()
             finally:
                 self.parts.backend.close()
-                self.parts.event_log.close()
+                self.parts.close_records(self.summary)  # events.jsonl, report, history, run.log
                 self.parts.directory.close()
         return self.summary
 
@@ -179,20 +189,22 @@ class Run:
 def start_run(config: RunConfig, *, probe: MemoryProbe | None = None,
               backend: Backend | None = None, cores: int | None = None,
               resume_state: dict[str, Any] | None = None,
-              stop: dict[str, Any] | None = None, require_limit: bool = False) -> Run:
+              stop: dict[str, Any] | None = None, require_limit: bool = False,
+              problem_object: ProblemObject | None = None) -> Run:
     """A run with every part built (directory created and locked), not yet started.
 
     `stop` is the map a `GracefulStop` writes a signal's stop request into.
     """
     context, parts = build_run(config, probe=probe, backend=backend, cores=cores,
-                               resume_state=resume_state, stop=stop, require_limit=require_limit)
+                               resume_state=resume_state, stop=stop, require_limit=require_limit,
+                               problem_object=problem_object)
     run = Run(context, parts)
     if resume_state:
         try:
             _restore_best(context, parts)
         except BaseException:
             parts.backend.close()
-            parts.event_log.close()
+            parts.close_records()
             parts.directory.close()
             raise
         prior = float(resume_state.get("elapsed_s", 0.0))
@@ -225,6 +237,7 @@ def execute_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     With `resume_state` (from `load_resume`), the run goes on from its checkpoints;
     `require_limit` (the command line) refuses a run that nothing but a signal would stop.
     """
+    quit_if_bootstrapping_island()
     stop: dict[str, Any] = {}
     with GracefulStop(stop):  # from the start: a signal during the warm-up stops cleanly too
         run = start_run(config, probe=probe, backend=backend, cores=cores,

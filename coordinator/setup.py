@@ -33,7 +33,7 @@ from coordinator.best import BestKeeper
 from coordinator.config import RunConfig
 from coordinator.events import EventBus, EventLog
 from coordinator.local import LocalBackend
-from coordinator.observers import ProgressLog, SummaryRecorder
+from coordinator.observers import SummaryRecorder
 from coordinator.pressure import PressureController
 from coordinator.router import MigrantRouter
 from coordinator.state import (
@@ -43,15 +43,18 @@ from coordinator.state import (
     default_run_dir,
 )
 from coordinator.supervisor import Supervisor
+from coordinator.watch import RunWatch
 from islands.errors import InputError
 from islands.params import IslandParams, MigrationSettings, WorkerSpec
 from islands.problem import build_problem, parse_spec
+from islands.targets import ProblemObject
 from islands.topology import Topology
 from memory import MemoryManager, Thresholds
 from memory.budget import compute_budget
 from memory.probe import MemoryProbe, own_memory
 
 logger = logging.getLogger("islands.run")
+WARM_UP_QUIET_S = 1.0  # one-time work longer than this is announced before it goes on
 
 
 class RunClock:
@@ -79,6 +82,7 @@ class RunContext:
     resume_state: dict[str, Any] | None = None
     stop: dict[str, Any] = field(default_factory=dict)  # stop_requested / stopped_by / stopped_at
     started_at: float = field(default_factory=time.time)  # wall clock, for the summary
+    problem_object: ProblemObject | None = None  # a class or instance from the Python API
 
 
 @dataclass
@@ -96,6 +100,17 @@ class Parts:
     best: BestKeeper
     checkpoints: CheckpointWriter
     recorder: SummaryRecorder
+    watch: RunWatch | None = None  # run.log, progress or the live view, report, history
+
+    def close_records(self, summary: dict[str, Any] | None = None) -> None:
+        """Close events.jsonl, then (with the run's summary) build the report and record
+        the history; run.log is closed last."""
+        self.event_log.close()
+        if self.watch is not None:
+            if summary is None:
+                self.watch.close_log()
+            else:
+                self.watch.finish(summary)
 
 
 def plan(config: RunConfig, problem: Any, arrays: dict[str, Any], cores: int | None) -> HardwarePlan:
@@ -112,12 +127,18 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
               backend: Backend | None = None, cores: int | None = None,
               resume_state: dict[str, Any] | None = None,
               stop: dict[str, Any] | None = None,
-              require_limit: bool = False) -> tuple[RunContext, Parts]:
+              require_limit: bool = False,
+              problem_object: ProblemObject | None = None) -> tuple[RunContext, Parts]:
     """Everything a run needs, created in order (see the module docstring); `stop` is the
     run's stop map (a `GracefulStop` writes into it); `require_limit` refuses a config with
-    no stop criterion (after the spec and the budget were checked: their errors first)."""
-    problem = build_problem(config.problem)
-    problem_text = str(parse_spec(config.problem))
+    no stop criterion (after the spec and the budget were checked: their errors first);
+    `problem_object` (the Python API) is the problem instead of `config.problem`'s spec."""
+    if problem_object is not None:
+        config.problem = problem_object.text()
+        problem, problem_text = build_problem(problem_object), config.problem
+    else:
+        problem = build_problem(config.problem)
+        problem_text = str(parse_spec(config.problem))
     if resume_state:
         check_island_checkpoints(problem, Path(config.out or ".") / "checkpoint")
     arrays = problem.shared_arrays()
@@ -131,7 +152,7 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     run_id = str(resume_state["run_id"]) if resume_state else uuid.uuid4().hex[:12]
     clock = RunClock(float(resume_state.get("elapsed_s", 0.0)) if resume_state else 0.0)
     context = RunContext(config, hardware, problem, problem_text, run_id, clock, resume_state,
-                         {} if stop is None else stop)
+                         {} if stop is None else stop, problem_object=problem_object)
     if resume_state is None:
         config.workdir = os.getcwd()
     directory = RunDirectory(Path(config.out or default_run_dir(problem_text)))
@@ -140,6 +161,7 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     bus = EventBus(clock.elapsed)
     event_log = EventLog(directory.path / "events.jsonl")
     bus.subscribe(event_log)
+    watch = RunWatch(config, directory.path, bus, hardware.islands)
     if backend is None and config.backend == "ray":
         from coordinator.ray_backend import RayBackend  # lazily: local runs never import ray
         backend = RayBackend(address=config.address, slice_bytes=hardware.slice_bytes,
@@ -153,9 +175,11 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
         backend.share(arrays)
         del arrays
         parts = _wire(context, directory, bus, event_log, backend, thresholds)
+        parts.watch = watch
     except BaseException:
         backend.close()
         event_log.close()
+        watch.close_log()
         directory.close()
         raise
     return context, parts
@@ -191,6 +215,11 @@ def _warm_up(problem: Any, clock: RunClock, stop: dict[str, Any]) -> None:
     # A cold compile takes a minute and cannot be interrupted; a stop must not wait for it.
     worker = threading.Thread(target=warm, name="warm-up", daemon=True)
     worker.start()
+    worker.join(WARM_UP_QUIET_S)  # a warm kernel cache loads in well under a second
+    if worker.is_alive() and not stop.get("stop_requested"):
+        logger.info("[GA] %s (the time limit starts after it)",
+                    getattr(getattr(problem, "inner", problem), "warm_up_note", None)
+                    or "Warming the problem up")
     while worker.is_alive() and not stop.get("stop_requested"):
         worker.join(0.1)
     if failure:
@@ -228,7 +257,6 @@ def _wire(context: RunContext, directory: RunDirectory, bus: EventBus, event_log
     supervisor.defer_restart = pressure.defer_restart
     recorder = SummaryRecorder(hardware.islands, time.monotonic)
     bus.subscribe(recorder)
-    bus.subscribe(ProgressLog(config.generations, time.monotonic))
     parts = Parts(directory, bus, event_log, backend, manager, supervisor, router, pressure, best,
                   CheckpointWriter(directory.checkpoint_path, config.checkpoint_interval, bus,
                                    lambda: checkpoint_state(context, parts), time.monotonic),
@@ -242,7 +270,7 @@ def worker_spec(context: RunContext, parts: Parts, island: int, resume: bool) ->
     checkpoint = parts.directory.island_checkpoint(island)
     return WorkerSpec(
         island_id=island, n_islands=hardware.islands, run_id=context.run_id,
-        problem_spec=config.problem or "",
+        problem_spec=context.problem_object or config.problem or "",
         params=IslandParams(population=hardware.population, chunk_size=hardware.chunk_size,
                             streaming=hardware.streaming,
                             min_population=min(config.min_population, hardware.population),

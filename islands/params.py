@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from islands.errors import InputError
+from islands.targets import ProblemObject
 
 OPERATOR_PARAMS = ("elite_count", "tournament_size", "crossover_rate", "improve_count")
 
@@ -111,7 +112,7 @@ class WorkerSpec:
     island_id: int
     n_islands: int
     run_id: str
-    problem_spec: str
+    problem_spec: str | ProblemObject  # a spec, or a class/instance from the Python API
     params: IslandParams
     checkpoint_path: str
     run_seed: int = 0

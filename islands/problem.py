@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from islands.errors import InputError
-from islands.targets import is_target, load_target
+from islands.targets import ProblemObject, is_target, load_target
 
 ENTRY_POINT_GROUP = "islands.problems"
 
@@ -346,11 +346,14 @@ def _check_params(factory: Any, name: str, params: Mapping[str, Any]) -> None:
         )
 
 
-def build_problem(spec: str | ProblemSpec) -> CompleteProblem:
-    """Build a problem from its spec; every optional part is filled with its default.
+def build_problem(spec: str | ProblemSpec | ProblemObject) -> CompleteProblem:
+    """Build a problem from its spec (or a `ProblemObject` from the Python API); every
+    optional part is filled with its default.
 
     Raises ProblemSpecError with one clear line for unknown names and bad parameters.
     """
+    if isinstance(spec, ProblemObject):
+        return _build_object(spec, {})
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     factory = resolve_factory(parsed.name)
     _check_params(factory, parsed.name, parsed.params)
@@ -363,12 +366,24 @@ def build_problem(spec: str | ProblemSpec) -> CompleteProblem:
     return complete(problem)
 
 
-def attach_problem(spec: str | ProblemSpec, arrays: Mapping[str, np.ndarray]) -> CompleteProblem:
+def _build_object(source: ProblemObject, arrays: Mapping[str, np.ndarray]) -> CompleteProblem:
+    if isinstance(source.target, type):
+        _check_params(source.target, source.text(), source.params)
+    try:
+        return complete(source.build(arrays))
+    except (TypeError, ValueError) as error:
+        raise ProblemSpecError(f"problem {source.text()!r}: {error}") from error
+
+
+def attach_problem(spec: str | ProblemSpec | ProblemObject,
+                   arrays: Mapping[str, np.ndarray]) -> CompleteProblem:
     """Rebuild a problem in a worker, using `arrays` (shared-memory views) when it can.
 
     A problem class with a classmethod `attach(arrays, **params)` is rebuilt from the
     arrays alone; any other problem is built again from its spec.
     """
+    if isinstance(spec, ProblemObject):
+        return _build_object(spec, arrays)
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     factory = resolve_factory(parsed.name)
     if arrays and hasattr(factory, "attach"):

@@ -7,8 +7,13 @@ failure is one `ProblemSpecError` line naming what is missing). Each worker proc
 loads the same target again from the spec text, so a file path is resolved against the
 working directory, which islands inherit from the coordinator.
 
+Also `ProblemObject`: a problem handed over from Python (`islands.run(MyProblem, ...)`),
+a class with its keyword parameters or an instance. It travels to each worker pickled
+(multiprocess pickles with dill, so a class defined in a notebook or in `__main__`
+travels by value), and its `text()` names it in logs, summaries and `config.toml`.
+
 Does not cover: spec parsing and the registry of built-in and plugin problems
-(`islands.problem`), problems defined in a notebook or `__main__` (issue 13's API).
+(`islands.problem`), the Python API itself (`coordinator.api`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,4 +72,31 @@ def _load_file(path: Path, target: str, error: type[Exception]) -> Any:
     return module
 
 
-__all__ = ["is_target", "load_target"]
+@dataclass(frozen=True)
+class ProblemObject:
+    """A problem given as a Python class (built with `params`) or as an instance."""
+
+    target: Any
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def factory(self) -> Any:
+        return self.target if isinstance(self.target, type) else type(self.target)
+
+    def text(self) -> str:
+        """`module:Class[,k=v]`: a spec that rebuilds it where the class is importable."""
+        factory = self.factory
+        parts = [f"{factory.__module__}:{factory.__qualname__}"]
+        parts += [f"{key}={value}" for key, value in self.params.items()]
+        return ",".join(parts)
+
+    def build(self, arrays: Mapping[str, Any] | None = None) -> Any:
+        """The problem object (an instance is used as it is; a class is called)."""
+        if not isinstance(self.target, type):
+            return self.target
+        if arrays and hasattr(self.target, "attach"):
+            return self.target.attach(arrays, **self.params)
+        return self.target(**self.params)
+
+
+__all__ = ["ProblemObject", "is_target", "load_target"]

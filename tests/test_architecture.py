@@ -45,6 +45,13 @@ def test_imports_point_one_way(package, forbidden):
     assert offenders == {}
 
 
+def test_the_api_facade_is_the_one_lazy_way_into_the_coordinator():
+    """`islands.run` is the user's entry point; only islands/__init__.py may look it up."""
+    lazy = [str(p.relative_to(ROOT)) for p in modules("islands")
+            if 'import_module("coordinator' in p.read_text()]
+    assert lazy == ["islands/__init__.py"]
+
+
 def test_module_sizes():
     assert len((ROOT / "coordinator" / "run.py").read_text().splitlines()) < 250
     too_long = {}
