@@ -23,7 +23,7 @@ node's available memory (psutil inside the actor) and returns one `MemoryReading
 
 Does not cover: what the messages mean (the coordinator's parts), the worker loop
 (`islands.worker`), processes on this machine without Ray (`coordinator.local`),
-per-node budgets (`coordinator.ray_nodes`), running on a cluster (docs/cluster.md).
+per-node budgets (`coordinator.ray_nodes`, computed on each node at `share`), running on a cluster (docs/cluster.md).
 Island checkpoints are files the island writes at the path its spec names: on one
 machine, or with a run directory on storage every node shares; see docs/cluster.md.
 """
@@ -50,10 +50,12 @@ import ray
 from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayActorError, RayError
 
 from coordinator.backend import Exited, MemoryReading, Received
+from coordinator.ray_nodes import NodeBudget, node_budgets
 from islands.channel import CoordinatorGone
 from islands.errors import InputError
 from islands.protocol import TO_COORDINATOR, ProtocolStats, ToIsland, decode, encode
 from islands.worker import EXIT_ERROR, WorkerSpec, serve_island
+from memory.budget import format_bytes
 from memory.probe import ProcessMemory, own_memory
 
 logger = logging.getLogger("islands.run")
@@ -185,6 +187,7 @@ class RayBackend:
         self.arrays: Any = None  # the ObjectRef of the shared arrays
         self.started_ray = False  # this backend started Ray (or connected): it shuts it down
         self.node_of: dict[int, str] = {}  # island -> node id, from the last memory reading
+        self.nodes: dict[str, NodeBudget] = {}  # node id -> its budget, computed there
 
     # -- set-up ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -216,6 +219,11 @@ class RayBackend:
 
     def share(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.connect()
+        self.nodes = node_budgets()
+        for node in self.nodes.values():
+            logger.info("[GA] Ray node %s (%s): budget %s of %s, %g CPUs", node.node_id[:8],
+                        node.address, format_bytes(node.budget_bytes),
+                        format_bytes(node.total_bytes), node.cpus)
         self.arrays = ray.put({name: np.ascontiguousarray(a) for name, a in arrays.items()})
 
     def spawn(self, spec: WorkerSpec) -> None:

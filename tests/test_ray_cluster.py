@@ -1,0 +1,63 @@
+"""The Ray backend on two Ray nodes (`ray.cluster_utils.Cluster`: a head and one more node
+in one process tree on this machine, each with a custom resource): islands placed on both
+nodes, each node's budget computed on it, the run finishes. Slow: a cluster starts in
+about 15 s. The single-node tests are test_ray_backend.py."""
+
+import math
+
+import pytest
+
+ray = pytest.importorskip(
+    "ray", reason="the Ray backend's tests need Ray: pip install -e '.[test]' or 'islands[ray]'")
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from coordinator.config import RunConfig  # noqa: E402
+from coordinator.ray_backend import RayBackend  # noqa: E402
+from coordinator.ray_nodes import islands_per_node, node_slices  # noqa: E402
+from coordinator.run import start_run  # noqa: E402
+
+
+@pytest.fixture
+def two_nodes():
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "resources": {"node_a": 2}, "include_dashboard": False})
+    cluster.add_node(num_cpus=2, resources={"node_b": 2})
+    cluster.wait_for_nodes()
+    yield cluster
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_islands_on_two_nodes_finish_the_run(tmp_path, two_nodes):
+    backend = RayBackend(address=two_nodes.address, slice_bytes=64 << 20,
+                         island_resources=lambda island: {("node_a", "node_b")[island % 2]: 1})
+    config = RunConfig(problem="rastrigin:dim=20", islands=4, generations=60, seed=3,
+                       out=str(tmp_path / "run"), quiet=True, backend="ray",
+                       address=two_nodes.address, monitor_interval=0.2)
+    run = start_run(config, backend=backend)
+    placed = {}
+    original = backend.memory
+
+    def memory():  # keep where each island ran (the map is cleared with the actors at close)
+        reading = original()
+        placed.update(backend.node_of)
+        return reading
+
+    backend.memory = memory
+    summary = run.execute()
+    assert summary["stopped_by"] == "generations" and summary["failed_islands"] == []
+    assert math.isfinite(summary["best_fitness"]) and summary["migrants"]["accepted"] > 0
+    assert sorted(placed) == [0, 1, 2, 3]
+    assert islands_per_node(placed) == {node: 2 for node in set(placed.values())}
+    assert len(set(placed.values())) == 2
+    assert set(backend.nodes) == set(placed.values())  # both budgets computed on their node
+    assert all(node.budget_bytes > 0 for node in backend.nodes.values())
+    slices = node_slices(backend.nodes, placed)
+    assert all(slices[i] == backend.nodes[placed[i]].budget_bytes // 2 for i in range(4))
+    assert not ray.is_initialized()  # the run connected, so it disconnected; the cluster lives
+    assert len([n for n in two_nodes.list_all_nodes() if n.remaining_processes_alive()]) == 2
