@@ -148,10 +148,11 @@ def set_up_logging(quiet: bool) -> None:
         if getattr(handler, "_islands_cli", False):
             root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    handler.setLevel(logging.WARNING if quiet else logging.INFO)
     handler._islands_cli = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.setLevel(logging.INFO)  # RUN_DIR/run.log keeps INFO even with --quiet
     root.propagate = False
 
 

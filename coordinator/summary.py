@@ -13,7 +13,9 @@ is true and the summary carries the genome itself as `best_genome`, and the CLI 
 it on stdout with or without `--json`, so the result survives a disk that took none),
 writes `summary.json` atomically (a failed write keeps any previous file whole and is
 logged; the summary is still returned and printed with `--json`), publishes the
-`summary` event and logs the closing lines.
+`summary` event (the whole summary but the genome: the report and the history read it)
+and logs the closing lines (fitness; what the memory manager did: peak against budget,
+actions taken, time under pressure; where the best solution is).
 
 Does not cover: collecting along the way (`coordinator.observers.SummaryRecorder`),
 printing it (`coordinator.cli`).
@@ -94,11 +96,14 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
     except OSError as error:  # the summary is still returned (and printed with --json)
         logger.warning("[GA] Could not write summary.json (%s); the summary is printed with "
                        "--json", error)
-    parts.bus.publish("summary", stopped_by=stopped_by, best_fitness=summary["best_fitness"])
+    # The whole summary is in the stream too (the report and history read it from there).
+    parts.bus.publish("summary", workdir=context.config.workdir, **{
+        k: v for k, v in summary.items() if k not in ("pressure_events", "best_genome")})
     fitness_text = f"{best.fitness:.6g}" if math.isfinite(best.fitness) else "none"
     logger.info("[GA] Complete: fitness=%s, cleanups=%d, freed=%s (stopped by %s, run dir %s)",
                 fitness_text, summary["cleanups"], format_bytes(summary["bytes_freed"]),
                 stopped_by, parts.directory.path)
+    logger.info("[GA] %s", memory_closing_line(summary))
     if summary["solution_file"] is not None:
         logger.info("[GA] Best solution: %s", best.solution_file)
     elif not landed:
@@ -107,6 +112,30 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
                        "(best_genome)",
                        fitness_text, best.failures)
     return summary
+
+
+def memory_closing_line(summary: dict[str, Any]) -> str:
+    """What the memory manager did: peak against budget, actions, time under pressure."""
+    peak, budget = summary["peak_memory_bytes"], summary["budget_bytes"]
+    actions: dict[str, int] = {}
+    level_since: tuple[str, float] = ("normal", 0.0)
+    pressure_s = 0.0
+    for event in summary["pressure_events"]:
+        if event["action"] != "level_change":
+            actions[event["action"]] = actions.get(event["action"], 0) + 1
+            continue
+        if level_since[0] != "normal":
+            pressure_s += event["t"] - level_since[1]
+        level_since = (event["level"], event["t"])
+    if level_since[0] != "normal":
+        pressure_s += max(summary["elapsed_s"] - level_since[1], 0.0)
+    names = {"shrink": "shrink(s)", "hibernate": "hibernation(s)", "terminate": "termination(s)",
+             "resume": "restart(s)", "grow": "regrowth(s)"}
+    done = ", ".join(f"{actions.get(kind, 0)} {name}" for kind, name in names.items()
+                     if actions.get(kind) or kind in ("shrink", "hibernate", "resume"))
+    share = f" ({peak / budget:.0%})" if budget else ""
+    return (f"Memory: peak {format_bytes(peak)} of the {format_bytes(budget)} budget{share}; "
+            f"{done}; {pressure_s:.1f}s under pressure")
 
 
 def islands_version() -> str:
@@ -129,4 +158,4 @@ def _utc(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 
-__all__ = ["build_summary", "instance_checksum", "islands_version"]
+__all__ = ["build_summary", "instance_checksum", "islands_version", "memory_closing_line"]

@@ -1,4 +1,5 @@
-"""Shared pytest set-up: hypothesis profiles (CI runs the fuzzing at full size) and paths."""
+"""Shared pytest set-up: hypothesis profiles (CI runs the fuzzing at full size), paths, and
+the run history kept in a temporary file (ISLANDS_HISTORY) so no test writes the user's."""
 
 import os
 from pathlib import Path
@@ -53,3 +54,12 @@ def gate(monkeypatch):
     yield made
     made.release.set()
     GATES.pop(key, None)
+
+
+@pytest.fixture(autouse=True)
+def history_in_tmp(tmp_path_factory, monkeypatch):
+    """Runs in tests record their history in a temporary file, never the user's data dir
+    (ISLANDS_HISTORY is the default `coordinator.history.history_path` honours)."""
+    path = tmp_path_factory.mktemp("history") / "history.sqlite"
+    monkeypatch.setenv("ISLANDS_HISTORY", str(path))
+    return path

@@ -78,7 +78,7 @@ def test_without_streaming_in_700mb_the_population_is_shrunk_to_fit_before_spawn
     # generation of 40 phenotypes of 20 MiB per island was alive before the policy could act.
     summary, peak, err = run_and_sample([*HEAVY_RUN, "--no-streaming"], tmp_path)
     shrunk = [line for line in err.splitlines()
-              if line.startswith("[GA] Population 40 does not fit") and "shrunk to" in line]
+              if "[GA] Population 40 does not fit" in line and "shrunk to" in line]
     assert len(shrunk) == 1, err[-3000:]
     assert "without streaming" in shrunk[0]
     assert 4 <= summary["population"] < 40 and not summary["streaming"]

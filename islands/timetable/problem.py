@@ -117,6 +117,8 @@ class TimetableProblem:
     feasible_below = float(HARD_WEIGHT)
     solution_suffix = ".sol"
     genome_dtype = np.dtype(np.int32)
+    # Said when warm_up() takes long: a cold numba cache (the first run after install).
+    warm_up_note = "Compiling the timetable kernels, first run only, about a minute"
 
     def __init__(
         self,
