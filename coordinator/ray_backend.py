@@ -204,7 +204,6 @@ class RayBackend:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
             raise InputError(f"cannot start or reach {where}: {str(error).splitlines()[0]}") from None
         self.started_ray = True
-        self.check_room()
 
     def check_room(self) -> None:
         """InputError if no node could ever hold one island's memory request."""
@@ -219,6 +218,7 @@ class RayBackend:
 
     def share(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.connect()
+        self.check_room()
         self.nodes = node_budgets()
         for node in self.nodes.values():
             logger.info("[GA] Ray node %s (%s): budget %s of %s, %g CPUs", node.node_id[:8],
