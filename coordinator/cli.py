@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from coordinator.config import BACKENDS, TOPOLOGIES, RunConfig, resolve_config
+from coordinator.review_cli import register_commands as register_review_commands
 from coordinator.signals import STOP_EXIT_CODES
 from coordinator.summary import islands_version
 from islands.errors import InputError
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(`NAME:k=v,...`). Any class is usable without installing it, as "
                     "`package.module:Class[,k=v]` or `path/to/file.py:Class[,k=v]`.")
     problems.set_defaults(func=command_problems)
+    register_review_commands(commands)
     try:
         from islands.timetable.cli import register_commands
     except ImportError:

@@ -20,9 +20,12 @@ Event kinds, as published by the parts (fields after the colon):
   islands: {id: {pss, uss, slice}}), `pressure` (old, new, used_bytes), `action`
   (level, action, island, arg), `ack`;
 - router: `migration` (running totals);
-- run state: `checkpoint_failed` (file, error).
-`coordinator.observers` has the other subscribers (summary, progress log); the coming
-report and history read the same stream.
+- run state: `checkpoint_failed` (file, error);
+- watch: `islands` (per island: state, generation, best, population, migrants in / out,
+  cache hit rate; at most one a second), and `summary` carries the whole summary.
+`coordinator.observers` (summary) and `coordinator.watch` (run.log, progress lines, live
+view) have the other subscribers; the report (`coordinator.report`) and the history
+(`coordinator.history`) are rebuilt from the same stream.
 
 Does not cover: what the parts decide (their own modules).
 """

@@ -1,12 +1,13 @@
-"""Subscribers of the event bus that the summary and the log are made from.
+"""The subscriber of the event bus that the summary is made from.
 
 Covers: `SummaryRecorder` (what the `--json` summary needs beyond the parts' final
 state: pressure events with their actions, peaks of population and cache bytes over
-the live islands, when every island was evolving) and `ProgressLog` (one log line per
-island at most every PROGRESS_LOG_S, from telemetry events).
+the live islands, when every island was evolving).
 
 Does not cover: `events.jsonl` (`coordinator.events.EventLog`), building the summary
-dict (`coordinator.run`), the coming report and history (they read `events.jsonl`).
+dict (`coordinator.summary`), progress lines and the live view (`coordinator.watch`,
+`coordinator.view`, `coordinator.live`), the report and history (`coordinator.report`,
+`coordinator.history`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from coordinator.events import Event
 
 logger = logging.getLogger("islands.run")
 
-PROGRESS_LOG_S = 1.0
 PRESSURE_ACTIONS = ("shrink", "hibernate", "terminate", "resume", "grow")
 
 
@@ -67,22 +67,4 @@ class SummaryRecorder:
         return round(max(end - self.evolving_since, 0.0), 3)
 
 
-class ProgressLog:
-    def __init__(self, generations: int | None, clock: Callable[[], float]) -> None:
-        self.generations = "-" if generations is None else str(generations)
-        self.clock = clock
-        self.last: dict[int, tuple[float, int]] = {}
-
-    def __call__(self, event: Event) -> None:
-        if event["event"] != "telemetry":
-            return
-        island, generation = event["island"], event["generation"]
-        now = self.clock()
-        last_time, last_generation = self.last.get(island, (-PROGRESS_LOG_S, -1))
-        if generation != last_generation and now - last_time >= PROGRESS_LOG_S:
-            self.last[island] = (now, generation)
-            logger.info("[GA] Gen %d/%s island %d: best=%.6g", generation, self.generations,
-                        island, float(event["best_fitness"]))
-
-
-__all__ = ["ProgressLog", "SummaryRecorder"]
+__all__ = ["SummaryRecorder"]
