@@ -98,6 +98,8 @@ def draw_memory(data: dict[str, Any], path: Path) -> Path:
         total.annotate(f"{action} {'' if island is None else island}", (t, 0),
                        xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
                        va="bottom", ha="right", color="purple")
+    if end > 0:
+        total.set_xlim(0, end)
     per_island.set(ylabel="USS (MB)", title="Memory per island (dashed: its slice)")
     total.set(xlabel="run time (s)", ylabel="MB", title="Memory used against the budget "
               "(shaded: pressure level; purple: actions)")
