@@ -65,7 +65,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import islands.checkpoint  # noqa: E402
-from coordinator.config import RunConfig  # noqa: E402
+from coordinator.config import flat_config  # noqa: E402
 from coordinator.run import Run, start_run  # noqa: E402
 from islands.migration import encode_migrants  # noqa: E402
 from islands.problem import build_problem  # noqa: E402
@@ -126,7 +126,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 120.0) -> bool:
 
 
 def in_process_run(run_dir: Path, seconds: float, problem: str = PROBLEM) -> Run:
-    return start_run(RunConfig(problem=problem, islands=2, time_limit=seconds, seed=3,
+    return start_run(flat_config(problem=problem, islands=2, time_limit=seconds, seed=3,
                                out=str(run_dir), quiet=True, checkpoint_interval=1.0))
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.config import RunConfig, check_values, resolve_config
+from coordinator.config import RunConfig, resolve_config, spec_text
 from coordinator.events import Event
 from coordinator.local import no_main_guard_message, quit_if_bootstrapping_island
 from coordinator.run import start_run
@@ -125,8 +125,7 @@ def problem_source(problem: Any, params: Mapping[str, Any] | None) -> str | Prob
         if not params:
             return problem
         spec = parse_spec(problem)
-        merged = {**spec.params, **params}
-        return spec.name + ":" + ",".join(f"{key}={value}" for key, value in merged.items())
+        return spec_text(spec.name, {**spec.params, **params})
     if isinstance(problem, type):
         return ProblemObject(problem, params)
     if params:
@@ -140,9 +139,9 @@ def make_config(problem: Any, params: Mapping[str, Any] | None,
     if "problem" in options:
         raise InputError("give the problem as the first argument of islands.run, not problem=")
     source = problem_source(problem, params)
-    values = check_values(options, source="islands.run()")
-    values["problem"] = source if isinstance(source, str) else source.text()
-    return resolve_config(flags=values), None if isinstance(source, str) else source
+    values = {**options, "problem": source if isinstance(source, str) else source.text()}
+    config = resolve_config(flags=values, flags_source="islands.run()")
+    return config, None if isinstance(source, str) else source
 
 
 def run(problem: Any, *, params: Mapping[str, Any] | None = None,

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator.config import RunConfig
+from coordinator.config_model import MemorySettings
 from islands.population import CHUNK_USABLE_SHARE, child_bytes, chunk_size_for, survivor_bytes
 from memory.budget import BudgetError, format_bytes, island_slice_bytes
 
@@ -47,8 +47,8 @@ logger = logging.getLogger("islands.run")
 WORKER_BASE_BYTES = 48 * 2**20
 DEFAULT_POPULATION = 50
 # The floor a population is shrunk to before the run gives up: the run's own default
-# (`RunConfig.min_population`), the same floor the pressure policy shrinks to.
-MIN_POPULATION = RunConfig.min_population
+# (`[memory] min_population`), the same floor the pressure policy shrinks to.
+MIN_POPULATION = MemorySettings().min_population
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from coordinator.config import BACKENDS, TOPOLOGIES, RunConfig, resolve_config
+from coordinator.config import RunConfig, resolve_config
+from coordinator.flags import add_config_flags, flag_values
 from coordinator.review_cli import register_commands as register_review_commands
 from coordinator.signals import STOP_EXIT_CODES
 from coordinator.summary import islands_version
 from islands.errors import InputError
-from memory.budget import BudgetError, parse_size
+from memory.budget import BudgetError
 
 PROG = "islands"
 DEMO_TIME_LIMIT_S = 60.0
@@ -59,14 +60,6 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _size(text: str) -> str:
-    try:
-        parse_size(text)
-    except BudgetError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description="Island-model genetic search inside a RAM budget.",
                            epilog=EXIT_CODES_TEXT,
@@ -74,43 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {islands_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    run = commands.add_parser("run", help="run the optimizer on a problem (no spec: the demo term)")
+    run = commands.add_parser(
+        "run", help="run the optimizer on a problem (no spec: the demo term)",
+        description="Every setting is also a key of the --config FILE.toml, in its table: "
+                    "[stop] generations, time_limit, evaluations, target, stagnation; "
+                    "[search] population, tournament_size, crossover_rate, elite_count, "
+                    "topology, migration_interval, migrants, sync; [memory] budget, "
+                    "streaming, chunk_size, min_population, cache_entries, thresholds; "
+                    "[output] json, quiet, progress_interval, history; [problem] spec and "
+                    "the problem's parameters. Flags win over the file.",
+        epilog=EXIT_CODES_TEXT, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("problem", nargs="?", metavar="PROBLEM_SPEC",
                      help="e.g. rastrigin:dim=50, heavy:mb=20, timetable:term.ctt or term.ctt")
     run.add_argument("--config", metavar="FILE.toml", help="settings file (flags win over it)")
-    run.add_argument("--islands", type=int, metavar="N")
-    run.add_argument("--population", type=int, metavar="P", help="population per island")
-    run.add_argument("--generations", type=int, metavar="G")
-    run.add_argument("--time-limit", type=float, metavar="SECONDS")
-    run.add_argument("--evaluations", type=int, metavar="E")
-    run.add_argument("--target", type=float, metavar="F", help="stop at this fitness or better")
-    run.add_argument("--stagnation", type=int, metavar="G",
-                     help="stop after G generations without improvement")
-    run.add_argument("--memory-budget", type=_size, metavar="SIZE", help="e.g. 700M, 8G, 8GiB")
-    run.add_argument("--seed", type=int, metavar="S")
-    run.add_argument("--topology", choices=TOPOLOGIES)
-    run.add_argument("--migration-interval", type=int, metavar="K")
-    run.add_argument("--migrants", type=int, metavar="M")
-    run.add_argument("--sync", action="store_true", default=None,
-                     help="migrate in lockstep: reproducible from the seed")
-    run.add_argument("--no-streaming", dest="streaming", action="store_false", default=None,
-                     help="evaluate whole generations at once (the old memory-hungry way)")
-    run.add_argument("--backend", choices=BACKENDS)
-    run.add_argument("--address", metavar="auto|HOST:PORT",
-                     help="the Ray cluster for --backend ray (default: start a local Ray)")
-    run.add_argument("--history", metavar="FILE",
-                     help="run-history SQLite file (default: under the user's data directory)")
-    run.add_argument("--no-history", dest="record_history", action="store_false", default=None,
-                     help="do not record this run in the run history")
-    run.add_argument("--out", metavar="RUN_DIR")
-    run.add_argument("--overwrite", action="store_true", default=None,
-                     help="start a new run in a RUN_DIR that holds a stopped or finished run "
-                          "(its files are replaced; without this flag that is refused)")
-    run.add_argument("--json", action="store_true", default=None,
-                     help="print the summary as one JSON object on stdout")
-    run.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only")
-    run.add_argument("--checkpoint-interval", type=float, metavar="SECONDS",
-                     help="seconds between periodic checkpoints (default 10)")
+    add_config_flags(run)
     run.set_defaults(func=command_run)
     resume = commands.add_parser(
         "resume", help="continue a stopped or crashed run from its checkpoints",
@@ -158,16 +128,8 @@ def set_up_logging(quiet: bool) -> None:
     root.propagate = False
 
 
-FLAG_FIELDS = ("problem", "islands", "population", "generations", "time_limit", "evaluations",
-               "target", "stagnation", "memory_budget", "seed", "topology",
-               "migration_interval", "migrants", "sync", "streaming", "backend", "out", "json",
-               "quiet", "checkpoint_interval", "overwrite", "address", "history",
-               "record_history")
-
-
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    flags = {name: getattr(args, name) for name in FLAG_FIELDS}
-    return resolve_config(toml_path=args.config, flags=flags)
+    return resolve_config(toml_path=args.config, flags=flag_values(args))
 
 
 def check_backend(config: RunConfig) -> None:
@@ -202,21 +164,21 @@ def prepare_demo(config: RunConfig) -> RunConfig:
         "[GA] No problem given: solving a generated demo term, written to %s", term)
     config.problem = f"timetable:{term}"
     config.out = str(run_dir)
-    if config.time_limit is None and config.generations is None:
-        config.time_limit = DEMO_TIME_LIMIT_S
+    if config.stop.time_limit is None and config.stop.generations is None:
+        config.stop.time_limit = DEMO_TIME_LIMIT_S
     return config
 
 
 def command_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    set_up_logging(config.quiet)
+    set_up_logging(config.output.quiet)
     check_backend(config)
     if not config.problem:
         config = prepare_demo(config)
     from coordinator.run import execute_run
 
     summary = execute_run(config, require_limit=True)
-    return finish(summary, config.json)
+    return finish(summary, config.output.json)
 
 
 def finish(summary: dict[str, Any], as_json: bool) -> int:
@@ -253,8 +215,8 @@ def command_resume(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{PROG}: run {args.run_dir} already finished (stopped by {reason}); "
                          "give --generations or --time-limit to go on\n")
         return EXIT_OK
-    config.json = args.json
-    config.quiet = args.quiet
+    config.output.json = args.json
+    config.output.quiet = args.quiet
     check_backend(config)
     enter_workdir(config)
     summary = execute_run(config, resume_state=state)

@@ -117,19 +117,19 @@ class Run:
     def stop_reason(self) -> str | None:
         config, parts = self.context.config, self.parts
         records = parts.supervisor.records.values()
-        target = config.target if config.target is not None else getattr(
+        target = config.stop.target if config.stop.target is not None else getattr(
             self.context.problem, "target_fitness", None)
         if self.context.stop.get("stop_requested"):
             return self.context.stop["stop_requested"]
         if target is not None and parts.best.fitness <= target:
             return "target"
-        if config.time_limit is not None and self.elapsed() >= config.time_limit:
+        if config.stop.time_limit is not None and self.elapsed() >= config.stop.time_limit:
             return "time_limit"
-        if config.evaluations is not None and sum(
-                r.evaluations for r in records) >= config.evaluations:
+        if config.stop.evaluations is not None and sum(
+                r.evaluations for r in records) >= config.stop.evaluations:
             return "evaluations"
-        if config.stagnation is not None and math.isfinite(parts.best.fitness) and (
-                self.max_generation() - parts.best.generation_mark >= config.stagnation):
+        if config.stop.stagnation is not None and math.isfinite(parts.best.fitness) and (
+                self.max_generation() - parts.best.generation_mark >= config.stop.stagnation):
             return "stagnation"
         if parts.supervisor.live_islands() or parts.supervisor.waiting_islands():
             return None
@@ -137,7 +137,7 @@ class Run:
             return "terminated"  # each island was sent a signal of its own; resume goes on
         if all(r.state == IslandState.FAILED for r in records):
             return "failed"
-        return "generations" if config.generations is not None else "finished"
+        return "generations" if config.stop.generations is not None else "finished"
 
     # -- the whole run ---------------------------------------------------------------------
     def loop(self) -> str:

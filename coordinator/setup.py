@@ -15,7 +15,6 @@ Does not cover: running it (`coordinator.run`), the parts themselves (their modu
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -30,7 +29,7 @@ import numpy as np
 from coordinator.autoconfig import HardwarePlan, plan_run
 from coordinator.backend import Backend
 from coordinator.best import BestKeeper
-from coordinator.config import RunConfig
+from coordinator.config import RunConfig, to_builtins, to_toml, with_flat
 from coordinator.events import EventBus, EventLog
 from coordinator.local import LocalBackend
 from coordinator.observers import SummaryRecorder
@@ -116,10 +115,10 @@ class Parts:
 def plan(config: RunConfig, problem: Any, arrays: dict[str, Any], cores: int | None) -> HardwarePlan:
     shared_bytes = sum(int(np.asarray(a).nbytes) for a in arrays.values())
     return plan_run(
-        problem=problem, budget_bytes=compute_budget(config.memory_budget),
+        problem=problem, budget_bytes=compute_budget(config.memory.budget),
         coordinator_bytes=own_memory().pss, shared_bytes=shared_bytes, islands=config.islands,
-        population=config.population, chunk_size=config.chunk_size, streaming=config.streaming,
-        min_population=config.min_population,
+        population=config.search.population, chunk_size=config.memory.chunk_size, streaming=config.memory.streaming,
+        min_population=config.memory.min_population,
         cores=cores)
 
 
@@ -146,7 +145,7 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     if require_limit:
         check_stop_criterion(config)
     try:
-        thresholds = Thresholds(**config.thresholds) if config.thresholds else None
+        thresholds = Thresholds(**config.memory.thresholds) if config.memory.thresholds else None
     except (TypeError, ValueError) as error:
         raise InputError(f"bad thresholds: {error}") from None
     run_id = str(resume_state["run_id"]) if resume_state else uuid.uuid4().hex[:12]
@@ -156,7 +155,7 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     if resume_state is None:
         config.workdir = os.getcwd()
     directory = RunDirectory(Path(config.out or default_run_dir(problem_text)))
-    directory.open(resolved_config(config, hardware).to_toml(), fresh=resume_state is None,
+    directory.open(to_toml(resolved_config(config, hardware)), fresh=resume_state is None,
                    overwrite=config.overwrite)
     bus = EventBus(clock.elapsed)
     event_log = EventLog(directory.path / "events.jsonl")
@@ -188,14 +187,14 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
 def resolved_config(config: RunConfig, hardware: HardwarePlan) -> RunConfig:
     """The config with what auto-configuration chose written in, for RUN_DIR/config.toml:
     `--config RUN_DIR/config.toml` repeats the run (give another `--out`)."""
-    return dataclasses.replace(config, islands=hardware.islands, population=hardware.population,
-                               chunk_size=hardware.chunk_size, streaming=hardware.streaming,
-                               memory_budget=str(hardware.budget_bytes), overwrite=False)
+    return with_flat(config, islands=hardware.islands, population=hardware.population,
+                     chunk_size=hardware.chunk_size, streaming=hardware.streaming,
+                     memory_budget=str(hardware.budget_bytes), overwrite=False)
 
 
 def check_stop_criterion(config: RunConfig) -> None:
     """InputError if nothing but a signal would end the run (an unattended job would hang)."""
-    limits = (config.generations, config.time_limit, config.evaluations, config.stagnation)
+    limits = (config.stop.generations, config.stop.time_limit, config.stop.evaluations, config.stop.stagnation)
     if all(limit is None for limit in limits):
         raise InputError("no stop criterion: give --time-limit S, --generations G, "
                          "--evaluations E or --stagnation G (a target alone may never be "
@@ -238,20 +237,20 @@ def _wire(context: RunContext, directory: RunDirectory, bus: EventBus, event_log
           backend: Backend, thresholds: Thresholds | None) -> Parts:
     config, hardware = context.config, context.plan
     manager = MemoryManager(hardware.budget_bytes, n_islands=hardware.islands,
-                            interval=config.monitor_interval, thresholds=thresholds)
+                            interval=config.memory.monitor_interval, thresholds=thresholds)
     for island in range(hardware.islands):
         manager.set_slice(island, hardware.slice_bytes)
     # The closures below read `parts`, assigned before any of them is called.
     supervisor = Supervisor(backend, bus, hardware.islands,
                             lambda island, resume: worker_spec(context, parts, island, resume),
                             time.monotonic)
-    router = MigrantRouter(Topology(config.topology, hardware.islands, config.seed), backend, bus,
+    router = MigrantRouter(Topology(config.search.topology, hardware.islands, config.seed), backend, bus,
                            lambda island: supervisor.records[island].live, time.monotonic)
     supervisor.on_gone.append(router.source_gone)
     best = BestKeeper(context.problem, directory.path, bus, context.clock.elapsed)
     pressure = PressureController(
-        manager, backend, supervisor, bus, time.monotonic, interval=config.monitor_interval,
-        min_population=min(config.min_population, hardware.population),
+        manager, backend, supervisor, bus, time.monotonic, interval=config.memory.monitor_interval,
+        min_population=min(config.memory.min_population, hardware.population),
         target_population=hardware.population, best_island=lambda: best.island)
     supervisor.on_gone.append(lambda island, _generation: pressure.commands.forget(island))
     supervisor.defer_restart = pressure.defer_restart
@@ -273,17 +272,20 @@ def worker_spec(context: RunContext, parts: Parts, island: int, resume: bool) ->
         problem_spec=context.problem_object or config.problem or "",
         params=IslandParams(population=hardware.population, chunk_size=hardware.chunk_size,
                             streaming=hardware.streaming,
-                            min_population=min(config.min_population, hardware.population),
+                            min_population=min(config.memory.min_population, hardware.population),
                             max_population=hardware.population,
-                            cache_entries=config.cache_entries),
+                            cache_entries=config.memory.cache_entries,
+                            tournament_size=config.search.tournament_size,
+                            crossover_rate=config.search.crossover_rate,
+                            elite_count=config.search.elite_count),
         checkpoint_path=str(checkpoint), run_seed=config.seed,
-        migration=MigrationSettings(config.topology, config.migration_interval, config.migrants,
-                                    config.sync, config.sync_timeout),
-        max_generations=config.generations,
+        migration=MigrationSettings(config.search.topology, config.search.migration_interval, config.search.migrants,
+                                    config.search.sync, config.search.sync_timeout),
+        max_generations=config.stop.generations,
         checkpoint_interval=config.checkpoint_interval,
         resume_from=str(checkpoint) if resume and checkpoint.exists() else None,
-        time_budget_s=(None if config.time_limit is None
-                       else max(config.time_limit - context.clock.elapsed(), 0.0)),
+        time_budget_s=(None if config.stop.time_limit is None
+                       else max(config.stop.time_limit - context.clock.elapsed(), 0.0)),
         sync_floor=parts.router.sync_floor(island) if resume else {},
     )
 
@@ -295,7 +297,7 @@ def checkpoint_state(context: RunContext, parts: Parts) -> dict[str, Any]:
     return {
         "kind": "coordinator",
         "run_id": context.run_id,
-        "config": dataclasses.asdict(context.config),
+        "config": to_builtins(context.config),
         "plan": {"islands": hardware.islands, "population": hardware.population,
                  "chunk_size": hardware.chunk_size, "streaming": hardware.streaming},
         "best": parts.best.state(),

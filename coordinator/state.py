@@ -34,7 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from coordinator.config import RunConfig
+from coordinator.config import RunConfig, build, nest, with_flat
+from coordinator.config_model import check_ranges
 from coordinator.events import EventBus
 from islands import checkpoint as checkpoint_io
 from islands.errors import InputError
@@ -199,12 +200,11 @@ def load_resume(
     if state.get("kind") != "coordinator" or not isinstance(state.get("config"), dict):
         raise InputError("not a coordinator checkpoint", path=path)
     try:
-        config = RunConfig(**state["config"])
         plan = state.get("plan") or {}
         # The same islands as before: their checkpoints are per island.
-        for key in ("islands", "population", "chunk_size", "streaming"):
-            if plan.get(key) is not None:
-                setattr(config, key, plan[key])
+        config = with_flat(build(nest(state["config"], source=str(path)), source=str(path)),
+                           **{key: plan[key] for key in ("islands", "population", "chunk_size",
+                                                         "streaming") if plan.get(key) is not None})
         str(state["run_id"])
         float(state.get("elapsed_s", 0.0))
     except (TypeError, ValueError, KeyError) as error:
@@ -213,10 +213,10 @@ def load_resume(
     # Damaged or foreign island checkpoints: `check_island_checkpoints`, once the problem exists.
     config.out = str(run_dir.resolve())
     if generations is not None:
-        config.generations = generations
+        config.stop.generations = generations
     if time_limit is not None:
-        config.time_limit = time_limit
-    config.validate(str(path))
+        config.stop.time_limit = time_limit
+    check_ranges(config, str(path))
     return config, state
 
 

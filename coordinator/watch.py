@@ -6,7 +6,7 @@ here and removed in `finish`), subscribes a `coordinator.view.RunView` to the bu
 publishes the persisted `islands` event (per-island state, population, migrants) at
 most every SNAPSHOT_S of run time, and shows progress: the rich live view
 (`coordinator.live`) when stderr is a terminal and neither `--quiet` nor `--json` was
-given, else one plain summary line every `config.progress_interval` seconds, whatever
+given, else one plain summary line every `config.output.progress_interval` seconds, whatever
 the island count. `finish(summary)` stops the live view, builds `report.html` and its
 PNGs (`coordinator.report`; a failure is a warning), records the run in the history
 (`coordinator.history`; a failure is a warning) and logs how it compares with earlier
@@ -62,7 +62,7 @@ def wants_live_view(config: Any, stream: Any = None) -> bool:
         terminal = bool(stream.isatty())
     except (AttributeError, ValueError):
         terminal = False
-    return terminal and not config.quiet and not config.json
+    return terminal and not config.output.quiet and not config.output.json
 
 
 class RunWatch:
@@ -71,10 +71,10 @@ class RunWatch:
     def __init__(self, config: Any, run_dir: Path, bus: EventBus, n_islands: int,
                  live: bool | None = None) -> None:
         self.config, self.run_dir, self.bus = config, Path(run_dir), bus
-        self.view = RunView(n_islands, config.time_limit, config.generations)
+        self.view = RunView(n_islands, config.stop.time_limit, config.stop.generations)
         self.snapshot_at = -SNAPSHOT_S
         self.progress_at = 0.0
-        self.interval = float(config.progress_interval or 10.0)
+        self.interval = float(config.output.progress_interval or 10.0)
         self.log_handler, self.level_before = self._open_log()
         self.live: Any = None
         if wants_live_view(config) if live is None else live:
@@ -140,11 +140,11 @@ class RunWatch:
         logger.info("[GA] Report: %s", report)
 
     def _record(self, summary: dict[str, Any]) -> None:
-        if not getattr(self.config, "record_history", True):
+        if not self.config.output.record_history:
             return
         from coordinator.history import HistoryError, history_path, record_run
 
-        path = history_path(getattr(self.config, "history", None))
+        path = history_path(self.config.output.history)
         try:
             config_text = (self.run_dir / "config.toml").read_text(encoding="utf-8")
         except OSError:

@@ -7,9 +7,9 @@ import sys
 
 LOCAL_RUN = """
 import sys
-from coordinator.config import RunConfig
+from coordinator.config import flat_config
 from coordinator.run import execute_run
-summary = execute_run(RunConfig(problem="rastrigin:dim=5", islands=2, generations=3,
+summary = execute_run(flat_config(problem="rastrigin:dim=5", islands=2, generations=3,
                                 out=sys.argv[1], quiet=True))
 assert summary["stopped_by"] == "generations", summary
 print("ray" in sys.modules)

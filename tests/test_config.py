@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from coordinator.autoconfig import WORKER_BASE_BYTES, island_bytes, plan_run
-from coordinator.config import RunConfig, load_toml, resolve_config
+from coordinator.config import RunConfig, load_toml, resolve_config, to_toml
 from islands.errors import InputError
 from islands.population import chunk_size_for
 from memory.budget import BudgetError
@@ -23,12 +23,12 @@ def test_defaults_then_file_then_flags(tmp_path):
                  '[thresholds]\nhigh = 0.8\n')
     config = resolve_config(toml_path=path, flags={"population": 12, "seed": None})
     assert config.islands == 3  # from the file
-    assert config.population == 12  # the flag wins
-    assert config.time_limit == 5.0 and isinstance(config.time_limit, float)
-    assert config.topology == "full"
-    assert config.thresholds == {"high": 0.8}
+    assert config.search.population == 12  # the flag wins
+    assert config.stop.time_limit == 5.0 and isinstance(config.stop.time_limit, float)
+    assert config.search.topology == "full"
+    assert config.memory.thresholds == {"high": 0.8}
     assert config.seed == RunConfig().seed  # a flag left as None keeps the default
-    assert config.migration_interval == RunConfig().migration_interval
+    assert config.search.migration_interval == RunConfig().search.migration_interval
 
 
 def test_unknown_key_names_file_and_key(tmp_path):
@@ -71,7 +71,7 @@ def test_values_out_of_range_are_rejected():
 def test_to_toml_round_trips(tmp_path):
     config = resolve_config(flags={"problem": "rastrigin:dim=5", "islands": 2, "sync": True,
                                    "memory_budget": "700M", "thresholds": {"high": 0.7}})
-    path = write(tmp_path, config.to_toml(), name="config.toml")
+    path = write(tmp_path, to_toml(config), name="config.toml")
     again = resolve_config(toml_path=path)
     assert again == config
 

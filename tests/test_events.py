@@ -14,7 +14,7 @@ from collections import defaultdict
 import pytest
 
 import coordinator.pressure as pressure_module
-from coordinator.config import RunConfig
+from coordinator.config import flat_config
 from coordinator.events import TRANSIENT_KINDS, read_events
 from coordinator.run import execute_run
 
@@ -29,7 +29,7 @@ def finished_run(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setattr(pressure_module, "MEMORY_EVENT_S", 0.05)
     try:
-        summary = execute_run(RunConfig(problem="rastrigin:dim=20", islands=ISLANDS,
+        summary = execute_run(flat_config(problem="rastrigin:dim=20", islands=ISLANDS,
                                         generations=40, seed=21, out=str(out),
                                         monitor_interval=0.1, quiet=True))
     finally:

@@ -3,7 +3,10 @@ in one process tree on this machine, each with a custom resource): islands place
 nodes, each node's budget computed on it, the run finishes. Slow: a cluster starts in
 about 15 s. The single-node tests are test_ray_backend.py."""
 
+import json
 import math
+import threading
+import time
 
 import pytest
 
@@ -12,13 +15,13 @@ ray = pytest.importorskip(
 
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from coordinator.config import RunConfig  # noqa: E402
+from coordinator.config import flat_config  # noqa: E402
 from coordinator.ray_backend import RayBackend  # noqa: E402
 from coordinator.ray_nodes import islands_per_node, node_slices  # noqa: E402
 from coordinator.run import start_run  # noqa: E402
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_nodes():
     if ray.is_initialized():
         ray.shutdown()
@@ -36,7 +39,7 @@ def two_nodes():
 def test_islands_on_two_nodes_finish_the_run(tmp_path, two_nodes):
     backend = RayBackend(address=two_nodes.address, slice_bytes=64 << 20,
                          island_resources=lambda island: {("node_a", "node_b")[island % 2]: 1})
-    config = RunConfig(problem="rastrigin:dim=20", islands=4, generations=60, seed=3,
+    config = flat_config(problem="rastrigin:dim=20", islands=4, time_limit=4.0, seed=3,
                        out=str(tmp_path / "run"), quiet=True, backend="ray",
                        address=two_nodes.address, monitor_interval=0.2)
     run = start_run(config, backend=backend)
@@ -50,7 +53,7 @@ def test_islands_on_two_nodes_finish_the_run(tmp_path, two_nodes):
 
     backend.memory = memory
     summary = run.execute()
-    assert summary["stopped_by"] == "generations" and summary["failed_islands"] == []
+    assert summary["stopped_by"] == "time_limit" and summary["failed_islands"] == []
     assert math.isfinite(summary["best_fitness"]) and summary["migrants"]["accepted"] > 0
     assert sorted(placed) == [0, 1, 2, 3]
     assert islands_per_node(placed) == {node: 2 for node in set(placed.values())}
@@ -61,3 +64,38 @@ def test_islands_on_two_nodes_finish_the_run(tmp_path, two_nodes):
     assert all(slices[i] == backend.nodes[placed[i]].budget_bytes // 2 for i in range(4))
     assert not ray.is_initialized()  # the run connected, so it disconnected; the cluster lives
     assert len([n for n in two_nodes.list_all_nodes() if n.remaining_processes_alive()]) == 2
+    # More than one node: checkpoints came back with the messages into the run directory.
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoint").glob("island-*")) == [
+        f"island-{i}.msgpack" for i in range(4)]
+
+
+@pytest.mark.slow
+def test_an_island_killed_on_the_other_node_restarts_from_its_shipped_checkpoint(
+        tmp_path, two_nodes):
+    backend = RayBackend(address=two_nodes.address,
+                         island_resources=lambda island: {("node_a", "node_b")[island % 2]: 1})
+    config = flat_config(problem="rastrigin:dim=20", islands=2, time_limit=6.0, seed=3,
+                         out=str(tmp_path / "run"), quiet=True, backend="ray")
+    run = start_run(config, backend=backend)
+    landed = run.run_dir / "checkpoint" / "island-1.msgpack"
+    seen = {}
+
+    def kill_island_one():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (landed.exists() and run.parts.best.found):
+            time.sleep(0.05)
+        seen["best_before"] = run.parts.best.fitness
+        ray.kill(backend.actors[1].handle)
+
+    killer = threading.Thread(target=kill_island_one)
+    killer.start()
+    summary = run.execute()
+    killer.join()
+    lines = (run.run_dir / "events.jsonl").read_text().splitlines()
+    run_events = [json.loads(line) for line in lines]
+    restart = [e for e in run_events if e["event"] == "restart"]
+    assert restart and restart[0]["island"] == 1 and restart[0]["from_checkpoint"]
+    started = [e for e in run_events if e["event"] == "island_started" and e["island"] == 1]
+    assert len(started) == 2 and started[1]["restored"]
+    assert summary["stopped_by"] == "time_limit" and summary["failed_islands"] == []
+    assert summary["best_fitness"] <= seen["best_before"]

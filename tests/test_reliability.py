@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import islands.checkpoint
-from coordinator.config import RunConfig
+from coordinator.config import flat_config
 from coordinator.local import LocalBackend
 from coordinator.run import start_run
 from islands.channel import QueueChannel
@@ -59,7 +59,7 @@ def config(tmp_path, name="run", **values):
     base = dict(problem="rastrigin:dim=20", islands=2, generations=None, time_limit=6.0, seed=5,
                 out=str(tmp_path / name), quiet=True, checkpoint_interval=0.5)
     base.update(values)
-    return RunConfig(**base)
+    return flat_config(**base)
 
 
 def events(run_dir):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from coordinator.config import RunConfig
+from coordinator.config import flat_config
 from coordinator.run import execute_run, start_run
 from islands.checkpoint import load_state
 from memory.probe import MemoryProbe, ScriptedProbe
@@ -15,7 +15,7 @@ def config(tmp_path, name="run", **values):
     base = dict(problem="rastrigin:dim=20", islands=2, generations=30, seed=7,
                 out=str(tmp_path / name), quiet=True)
     base.update(values)
-    return RunConfig(**base)
+    return flat_config(**base)
 
 
 def events(run_dir):

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from coordinator.config import RunConfig
+from coordinator.config import flat_config
 from coordinator.run import start_run
 
 
@@ -22,7 +22,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_second_run_on_a_live_run_directory_is_refused(tmp_path):
     run_dir = tmp_path / "run"
-    run = start_run(RunConfig(problem="sphere:dim=4", islands=1, time_limit=60.0, seed=1,
+    run = start_run(flat_config(problem="sphere:dim=4", islands=1, time_limit=60.0, seed=1,
                               out=str(run_dir), quiet=True))
     result: dict = {}
     worker = threading.Thread(target=lambda: result.update(run.execute()))

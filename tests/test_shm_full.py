@@ -54,11 +54,11 @@ def test_a_full_dev_shm_at_a_restart_loses_that_island_not_the_run(tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(textwrap.dedent(f"""
         import json, os, signal, threading, time
-        from coordinator.config import RunConfig
+        from coordinator.config import flat_config
         from coordinator.run import start_run
 
         def main():
-            run = start_run(RunConfig(problem="rastrigin:dim=20", islands=2, time_limit=6.0,
+            run = start_run(flat_config(problem="rastrigin:dim=20", islands=2, time_limit=6.0,
                                       seed=1, out={str(tmp_path / 'run')!r}, quiet=True))
 
             def fill_and_kill():

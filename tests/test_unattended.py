@@ -70,8 +70,9 @@ def test_config_toml_records_what_was_chosen_and_repeats_a_sync_run_exactly(tmp_
     recorded = tomllib.loads((tmp_path / "first" / "config.toml").read_text())
     summary = json.loads(first.stdout)
     assert recorded["islands"] == summary["islands"]
-    assert recorded["population"] == summary["population"]
-    assert int(recorded["memory_budget"]) == summary["budget_bytes"] and recorded["seed"] == 7
+    assert recorded["search"]["population"] == summary["population"]
+    assert int(recorded["memory"]["budget"]) == summary["budget_bytes"] and recorded["seed"] == 7
+    assert recorded["problem"] == {"spec": "rastrigin", "dim": 8}  # the [problem] table
     again = run_in(tmp_path, "run", "--config", "first/config.toml", "--json", "--quiet",
                    "--out", "again")
     assert again.returncode == 0, again.stderr[-3000:]

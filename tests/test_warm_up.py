@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.config import RunConfig
+from coordinator.config import flat_config
 from coordinator.run import start_run
 
 SLOW_WARM_UP_MODULE = '''
@@ -31,7 +31,7 @@ def slow_start_plugin(install_plugin):
 
 def test_a_warm_up_longer_than_the_time_limit_still_leaves_a_full_search(tmp_path,
                                                                            slow_start_plugin):
-    config = RunConfig(problem=slow_start_plugin, islands=1, population=8, time_limit=2.0,
+    config = flat_config(problem=slow_start_plugin, islands=1, population=8, time_limit=2.0,
                        seed=3, out=str(tmp_path / "run"), quiet=True)
     summary = start_run(config).execute()
     assert summary["stopped_by"] == "time_limit"
