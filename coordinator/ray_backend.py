@@ -24,8 +24,10 @@ node's available memory (psutil inside the actor) and returns one `MemoryReading
 Does not cover: what the messages mean (the coordinator's parts), the worker loop
 (`islands.worker`), processes on this machine without Ray (`coordinator.local`),
 per-node budgets (`coordinator.ray_nodes`, computed on each node at `share`), running on a cluster (docs/cluster.md).
-Island checkpoints are files the island writes at the path its spec names: on one
-machine, or with a run directory on storage every node shares; see docs/cluster.md.
+On one machine islands write their checkpoints into the run directory themselves; on a
+cluster of several nodes each actor writes a node-local file and its changes come back
+with `pull` and land in the run directory (`coordinator.ray_checkpoints`), so restarts
+and `islands resume` find them on the coordinator's machine.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import ray
 from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayActorError, RayError
 
 from coordinator.backend import Exited, MemoryReading, Received
+from coordinator.ray_checkpoints import ShippedCheckpoint, handed_over, land
 from coordinator.ray_nodes import NodeBudget, node_budgets
 from islands.channel import CoordinatorGone
 from islands.errors import InputError
@@ -91,11 +94,15 @@ class ActorChannel:
 class IslandActor:
     """One island inside a Ray actor (see the module docstring); made remote below."""
 
-    def __init__(self, spec: WorkerSpec, arrays: Mapping[str, np.ndarray], workdir: str) -> None:
+    def __init__(self, spec: WorkerSpec, arrays: Mapping[str, np.ndarray], workdir: str,
+                 ship: bool = False, handed: bytes | None = None) -> None:
         if os.path.isdir(workdir):  # relative problem paths mean the coordinator's directory
             os.chdir(workdir)
         with contextlib.suppress(OSError):
             os.nice(1)  # as local islands: the coordinator's memory watch must not starve
+        # Shipped checkpoints: a node-local file, its changes sent back with `pull`.
+        self.shipper = ShippedCheckpoint(spec, handed) if ship else None
+        spec = self.shipper.spec if self.shipper is not None else spec
         self.channel = ActorChannel()
         self.stop = threading.Event()
         self.exitcode: int | None = None
@@ -124,9 +131,14 @@ class IslandActor:
                 self.channel.to_island.put(self.held.pop(self.next_seq))
                 self.next_seq += 1
 
-    def pull(self, wait: float) -> tuple[list[bytes], int | None]:
-        """Every message waiting (waiting up to `wait` s for a first); then the exit code
-        once the loop has ended and its last message is in the list, else None."""
+    def pull(self, wait: float) -> tuple[list[bytes], int | None, bytes | None]:
+        """Every message waiting (waiting up to `wait` s for a first); the exit code once
+        the loop has ended and its last message is in the list, else None; the island's
+        checkpoint if shipped and changed since the last pull, else None."""
+        messages, code = self._messages(wait)
+        return messages, code, self.shipper.take() if self.shipper is not None else None
+
+    def _messages(self, wait: float) -> tuple[list[bytes], int | None]:
         outbox, messages = self.channel.to_coordinator, []
         try:
             item = outbox.get(timeout=wait) if wait > 0 else outbox.get_nowait()
@@ -159,6 +171,7 @@ RemoteIsland = ray.remote(max_concurrency=4)(IslandActor)
 @dataclass
 class _Actor:
     handle: Any
+    checkpoint_path: str  # where its shipped checkpoints land (the coordinator's side)
     pending: Any = None  # the `pull` in flight; None once the actor's end was seen
     seq: int = 0
     received: list[Received] = field(default_factory=list)  # collected, not yet returned
@@ -172,12 +185,16 @@ class RayBackend:
     is started with (at least the island count, else actors would wait for a CPU);
     `island_resources(island)` adds custom resources to an island's request (to pin
     islands to nodes); without it islands are spread over the nodes (`SPREAD`).
+    `ship_checkpoints` (None: when the cluster has more than one node) sends island
+    checkpoints back with the messages (`coordinator.ray_checkpoints`).
     """
 
     name = "ray"
 
     def __init__(self, *, address: str | None = None, slice_bytes: int = 0, cpus: int = 1,
-                 island_resources: Callable[[int], dict[str, float]] | None = None) -> None:
+                 island_resources: Callable[[int], dict[str, float]] | None = None,
+                 ship_checkpoints: bool | None = None) -> None:
+        self.ship_checkpoints = ship_checkpoints
         self.address = address
         self.slice_bytes = int(slice_bytes)
         self.cpus = max(int(cpus), os.cpu_count() or 1)
@@ -196,7 +213,8 @@ class RayBackend:
             return
         try:
             if self.address is None:
-                ray.init(num_cpus=self.cpus, include_dashboard=False, log_to_driver=False,
+                ray.init(address="local", num_cpus=self.cpus, include_dashboard=False,
+                         log_to_driver=False,
                          _memory=self.slice_bytes * (self.cpus + 1) or None)
             else:
                 ray.init(address=self.address, log_to_driver=False)
@@ -244,8 +262,10 @@ class RayBackend:
             options["resources"] = dict(self.island_resources(spec.island_id))
         else:
             options["scheduling_strategy"] = "SPREAD"
-        handle = RemoteIsland.options(**options).remote(spec, self.arrays, os.getcwd())
-        record = _Actor(handle)
+        ship = self.ship_checkpoints if self.ship_checkpoints is not None else len(self.nodes) > 1
+        handle = RemoteIsland.options(**options).remote(
+            spec, self.arrays, os.getcwd(), ship, handed_over(spec) if ship else None)
+        record = _Actor(handle, spec.checkpoint_path)
         record.pending = handle.pull.remote(PULL_WAIT_S)
         self.actors[spec.island_id] = record
 
@@ -275,14 +295,19 @@ class RayBackend:
     def _collect(self, worker: int, record: _Actor) -> None:
         """Take the answer of the `pull` in flight (it is ready) and ask again, or end."""
         try:
-            messages, code = ray.get(record.pending)
+            messages, code, checkpoint = ray.get(record.pending)
         except (RayActorError, OutOfMemoryError) as error:
-            logger.info("[GA] Island %d's actor died: %s", worker,
-                        type(error).__name__)
-            messages, code = [], KILLED
+            logger.info("[GA] Island %d's actor died: %s", worker, type(error).__name__)
+            messages, code, checkpoint = [], KILLED, None
         except RayError as error:  # the pull itself failed: the channel is gone
             logger.warning("[GA] Island %d's actor failed: %s", worker, error)
-            messages, code = [], EXIT_ERROR
+            messages, code, checkpoint = [], EXIT_ERROR, None
+        if checkpoint is not None:  # before its messages: a restart after them reads it
+            try:
+                land(record.checkpoint_path, checkpoint)
+            except OSError as error:
+                logger.warning("[GA] Island %d's shipped checkpoint was not written: %s",
+                               worker, error)
         for data in messages:
             message = decode(data, self.stats, expect=TO_COORDINATOR)
             if message is not None and message.island == worker:
