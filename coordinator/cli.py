@@ -39,11 +39,14 @@ DEMO_TIME_LIMIT_S = 60.0
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INFEASIBLE = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_CODES_TEXT = """exit codes:
   0    finished (a limit, the target or stagnation was reached; or resume: already finished)
   1    every island failed (see events.jsonl and the log for the traceback)
   2    bad input: usage, problem spec, config file, budget, run directory, checkpoint
+  3    finished, but the best solution breaks hard constraints (a timetable with hard
+       violations: best.sol is written, but it is not a usable timetable)
   129  stopped by SIGHUP; checkpoint and best solution written (islands resume RUN_DIR)
   130  stopped by Ctrl-C; checkpoint and best solution written (islands resume RUN_DIR)
   143  stopped by SIGTERM; checkpoint and best solution written (islands resume RUN_DIR)
@@ -201,7 +204,15 @@ def finish(summary: dict[str, Any], as_json: bool) -> int:
         # On the way out after a signal: one more Ctrl-C must not turn exit 130/143 into a
         # death by SIGINT during interpreter shutdown.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return {"failed": EXIT_FAILED, **STOP_EXIT_CODES}.get(summary.get("stopped_by"), EXIT_OK)
+    stopped_by = summary.get("stopped_by")
+    if stopped_by in STOP_EXIT_CODES or stopped_by == "failed":
+        return {"failed": EXIT_FAILED, **STOP_EXIT_CODES}[stopped_by]
+    if summary.get("feasible") is False:
+        logging.getLogger("islands.run").warning(
+            "[GA] The best solution is infeasible (it breaks hard constraints); exit code %d",
+            EXIT_INFEASIBLE)
+        return EXIT_INFEASIBLE
+    return EXIT_OK
 
 
 def command_resume(args: argparse.Namespace) -> int:

@@ -65,6 +65,9 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
         "stopped_by": stopped_by,
         "time_to_feasible_s": None if best.time_to_feasible is None
         else round(best.time_to_feasible, 3),
+        # None: the problem has no hard constraints, or nothing was found.
+        "feasible": None if best.feasible_below is None or not best.found
+        else bool(best.fitness < best.feasible_below),
         "cleanups": int(stats.get("cleanups", 0)),
         "bytes_freed": int(stats.get("bytes_freed", 0)),
         "migrants": migrants,

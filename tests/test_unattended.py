@@ -93,3 +93,39 @@ def test_resume_works_from_another_working_directory(tmp_path):
     assert summary["hard_violations"] == 0  # scored against tiny.ctt, found from the run's start
     assert summary["run_dir"] == str(tmp_path / "run")
     assert Path(summary["solution_file"]) == tmp_path / "run" / "best.sol"
+
+
+IMPOSSIBLE_CTT = """Name: Impossible
+Courses: 1
+Rooms: 1
+Days: 1
+Periods_per_day: 1
+Curricula: 0
+Constraints: 0
+
+COURSES:
+c1 t1 2 1 5
+
+ROOMS:
+r1 10
+
+CURRICULA:
+
+UNAVAILABILITY_CONSTRAINTS:
+
+END.
+"""
+
+
+def test_an_infeasible_best_has_its_own_exit_code(tmp_path):
+    # Two lectures, one room, one period: every timetable breaks a hard constraint.
+    (tmp_path / "impossible.ctt").write_text(IMPOSSIBLE_CTT)
+    result = run_in(tmp_path, "run", "impossible.ctt", "--islands", "1", "--generations", "2",
+                    "--json", "--out", "run")
+    assert result.returncode == 3, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["feasible"] is False and summary["hard_violations"] > 0
+    assert "infeasible" in result.stderr and (tmp_path / "run" / "best.sol").exists()
+    feasible = run_in(tmp_path, "run", "rastrigin:dim=4", "--generations", "2", "--json",
+                      "--quiet", "--out", "plain")
+    assert feasible.returncode == 0 and json.loads(feasible.stdout)["feasible"] is None
