@@ -40,7 +40,6 @@ def assert_one_line_error(result, *fragments):
         (["run", "rastrigin", "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
         (["run", "rastrigin", "--islands", "two"], ["--islands"]),
         (["run", "rastrigin", "--islands", "0"], ["islands must be at least 1"]),
-        (["run", "rastrigin", "--backend", "ray"], ["ray"]),
         (["launch"], ["invalid choice"]),
     ],
 )
