@@ -25,6 +25,8 @@ LEVEL_COLOURS = {"elevated": "#fff3b0", "high": "#ffd59e", "critical": "#ffb3b3"
                  "emergency": "#ff8080"}
 PNG_METADATA = {"Software": None}  # no matplotlib version or date: same data, same bytes
 FIGURE_SIZE = (10, 4)
+MARKED_ACTIONS = {"shrink", "hibernate", "hibernated", "terminate", "resume", "grow", "restart",
+                  "crash", "stuck"}
 
 
 def _save(figure: Any, path: Path) -> Path:
@@ -93,6 +95,8 @@ def draw_memory(data: dict[str, Any], path: Path) -> Path:
     else:
         _no_data(total, "memory samples")
     for t, action, island, _level in data["actions"]:
+        if action not in MARKED_ACTIONS:  # cache clears and growth pauses: the table has them
+            continue
         for axes in (per_island, total):
             axes.axvline(t, color="purple", alpha=0.5, linewidth=1)
         total.annotate(f"{action} {'' if island is None else island}", (t, 0),
