@@ -56,10 +56,12 @@ def gate(monkeypatch):
     GATES.pop(key, None)
 
 
-@pytest.fixture(autouse=True)
-def history_in_tmp(tmp_path_factory, monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def history_in_tmp(tmp_path_factory):
     """Runs in tests record their history in a temporary file, never the user's data dir
-    (ISLANDS_HISTORY is the default `coordinator.history.history_path` honours)."""
+    (ISLANDS_HISTORY is the default `coordinator.history.history_path` honours). Session
+    scope: module-scoped fixtures that run a whole run are set up after it."""
     path = tmp_path_factory.mktemp("history") / "history.sqlite"
-    monkeypatch.setenv("ISLANDS_HISTORY", str(path))
-    return path
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ISLANDS_HISTORY", str(path))
+        yield path
