@@ -75,6 +75,7 @@ class RunWatch:
         self.snapshot_at = -SNAPSHOT_S
         self.progress_at = 0.0
         self.interval = float(config.output.progress_interval or 10.0)
+        self.stderr_fallback: logging.Handler | None = None
         self.log_handler, self.level_before = self._open_log()
         self.live: Any = None
         if wants_live_view(config) if live is None else live:
@@ -92,6 +93,12 @@ class RunWatch:
             logger.warning("[GA] Could not open %s (%s); the log is not kept",
                            self.run_dir / "run.log", error)
             return None, None
+        if not islands_logger.hasHandlers():
+            # Used as a library with no logging set up: warnings went to stderr through
+            # Python's last-resort handler, which a run.log handler would silence.
+            self.stderr_fallback = logging.StreamHandler()
+            self.stderr_fallback.setLevel(logging.WARNING)
+            islands_logger.addHandler(self.stderr_fallback)
         islands_logger.addHandler(handler)
         level_before = None
         if islands_logger.getEffectiveLevel() > logging.INFO:  # run.log keeps INFO always
@@ -164,6 +171,9 @@ class RunWatch:
             with contextlib.suppress(OSError, ValueError):
                 self.log_handler.close()
             self.log_handler = None
+        if self.stderr_fallback is not None:
+            islands_logger.removeHandler(self.stderr_fallback)
+            self.stderr_fallback = None
         if self.level_before is not None:
             islands_logger.setLevel(self.level_before)
             self.level_before = None

@@ -345,4 +345,4 @@ def test_resume_refuses_a_run_whose_coordinator_is_still_going(tmp_path):
         run.parts.event_log.close()
         run.parts.directory.close()
     resumed_config, saved = load_resume(run.run_dir, time_limit=3.0)
-    assert saved["run_id"] == run.context.run_id and resumed_config.time_limit == 3.0
+    assert saved["run_id"] == run.context.run_id and resumed_config.stop.time_limit == 3.0
