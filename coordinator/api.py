@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.config import RunConfig, resolve_config, spec_text
+from coordinator.config import RunConfig, merge_params, resolve_config
 from coordinator.events import Event
 from coordinator.local import no_main_guard_message, quit_if_bootstrapping_island
 from coordinator.run import start_run
 from coordinator.signals import GracefulStop
+from coordinator.view import RunView
 from islands.errors import InputError
-from islands.problem import parse_spec
 from islands.targets import ProblemObject
 
 PROGRESS_EVERY_S = 1.0
@@ -77,14 +77,14 @@ class Result:
 class _Watcher:
     """Event-bus subscriber: best-over-time history, island errors, the progress callback."""
 
-    def __init__(self, callback: Callable[[Progress], Any] | None, every_s: float,
-                 request_stop: Callable[[str], None]) -> None:
+    def __init__(self, view: RunView, callback: Callable[[Progress], Any] | None,
+                 every_s: float, request_stop: Callable[[str], None]) -> None:
+        self.view = view  # subscribed before this watcher: up to date when it is called
         self.callback = callback
         self.every_s = every_s
         self.request_stop = request_stop
         self.history: list[tuple[float, float]] = []
         self.errors: list[str] = []
-        self.counters: dict[int, tuple[int, int]] = {}  # island -> (generation, evaluations)
         self.last_call = float("-inf")
         self.callback_error: BaseException | None = None
 
@@ -93,9 +93,6 @@ class _Watcher:
         improved = kind == "improved" and bool(event.get("global"))
         if improved:
             self.history.append((float(event["t"]), float(event["fitness"])))
-        elif kind == "telemetry":
-            self.counters[event["island"]] = (int(event["generation"]),
-                                              int(event.get("evaluations", 0)))
         elif kind == "island_error" and event.get("error") != "same as before":
             self.errors.append(str(event["error"]))
         if self.callback is not None and self.callback_error is None and (
@@ -106,8 +103,8 @@ class _Watcher:
         self.last_call = now
         progress = Progress(
             elapsed_s=round(now, 3), best_fitness=self.history[-1][1] if self.history else None,
-            generation=max((g for g, _ in self.counters.values()), default=0),
-            evaluations=sum(e for _, e in self.counters.values()), improved=improved)
+            generation=self.view.generation(), evaluations=self.view.evaluations(),
+            improved=improved)
         try:
             wanted = self.callback(progress)  # type: ignore[misc]
         except Exception as error:  # stop cleanly; raised again once the best is saved
@@ -119,13 +116,11 @@ class _Watcher:
 
 
 def problem_source(problem: Any, params: Mapping[str, Any] | None) -> str | ProblemObject:
-    """A spec string (params added as `,k=v`) or a ProblemObject for a class or instance."""
+    """A spec string (params added; the spec's own win) or a ProblemObject for a class or
+    an instance."""
     params = dict(params or {})
     if isinstance(problem, str):
-        if not params:
-            return problem
-        spec = parse_spec(problem)
-        return spec_text(spec.name, {**spec.params, **params})
+        return merge_params(problem, params, "islands.run()")
     if isinstance(problem, type):
         return ProblemObject(problem, params)
     if params:
@@ -158,7 +153,11 @@ def run(problem: Any, *, params: Mapping[str, Any] | None = None,
     stop: dict[str, Any] = {}
     with GracefulStop(stop):
         started = start_run(config, stop=stop, require_limit=True, problem_object=problem_object)
-        watcher = _Watcher(progress, progress_every, started.request_stop)
+        watch = started.parts.watch
+        view = watch.view if watch is not None else RunView(started.context.plan.islands)
+        if watch is None:
+            started.parts.bus.subscribe(view)
+        watcher = _Watcher(view, progress, progress_every, started.request_stop)
         started.parts.bus.subscribe(watcher)
         summary = started.execute()
     if watcher.callback_error is not None:

@@ -40,6 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from islands.errors import InputError
+
 logger = logging.getLogger("islands.run")
 
 Event = dict[str, Any]
@@ -127,14 +129,23 @@ class EventLog:
                 os.close(fd)
 
 
-def read_events(path: Path) -> list[Event]:
-    """Every event of an `events.jsonl` (a line cut short by a crash is skipped)."""
+def read_events(path: Path, *, strict: bool = False) -> list[Event]:
+    """Every event of an `events.jsonl`. A line that is not one JSON event (cut short by a
+    crash or a full disk) is skipped, or with `strict` is an InputError naming the line."""
     events: list[Event] = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
             continue
+        try:
+            event = json.loads(line)
+            if not isinstance(event, dict) or "event" not in event or "t" not in event:
+                raise ValueError("not an event")
+        except ValueError:
+            if strict:
+                raise InputError(f"{path}, line {number}: not a JSON event (cut short by a "
+                                 "crash or a full disk?)") from None
+            continue
+        events.append(event)
     return events
 
 

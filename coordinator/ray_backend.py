@@ -9,7 +9,7 @@ each actor receives them as zero-copy read-only views (one copy per node) and re
 the problem from them. An actor asks Ray for `num_cpus=1` and `memory=` its slice, so Ray
 places islands where their memory fits (admission only: Ray does not cap real use; our
 pressure controller does). The actor runs the same `islands.worker.serve_island` loop in
-a thread, over an `ActorChannel` of two in-process queues; the coordinator pushes
+a thread, over a `QueueChannel` (islands.channel) of two in-process queues; the coordinator pushes
 messages in with `push` calls (numbered: a threaded actor may run calls out of order,
 the actor puts them back in order) and long-polls `pull` (one call in flight per
 actor, answered at the first message or after `PULL_WAIT_S`), which returns everything
@@ -54,7 +54,7 @@ from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayActorError, Ray
 from coordinator.backend import Exited, MemoryReading, Received
 from coordinator.ray_checkpoints import ShippedCheckpoint, handed_over, land
 from coordinator.ray_nodes import NodeBudget, node_budgets
-from islands.channel import CoordinatorGone
+from islands.channel import QueueChannel
 from islands.errors import InputError
 from islands.protocol import TO_COORDINATOR, ProtocolStats, ToIsland, decode, encode
 from islands.worker import EXIT_ERROR, WorkerSpec, serve_island
@@ -69,28 +69,6 @@ KILLED = -signal.SIGKILL  # an actor that died: reported like a SIGKILLed proces
 _NOTHING = object()
 
 
-class ActorChannel:
-    """The island's end inside its actor: two queues, filled and drained by actor calls."""
-
-    def __init__(self) -> None:
-        self.to_island: queue.Queue[bytes] = queue.Queue()
-        self.to_coordinator: queue.Queue[Any] = queue.Queue()
-        self.closed = threading.Event()
-
-    def send(self, data: bytes) -> None:
-        if self.closed.is_set():
-            raise CoordinatorGone("actor channel closed")
-        self.to_coordinator.put(bytes(data))
-
-    def receive(self, timeout: float) -> bytes | None:
-        if self.closed.is_set():
-            raise CoordinatorGone("actor channel closed")
-        try:
-            return self.to_island.get(timeout=timeout) if timeout > 0 else self.to_island.get_nowait()
-        except queue.Empty:
-            return None
-
-
 class IslandActor:
     """One island inside a Ray actor (see the module docstring); made remote below."""
 
@@ -103,7 +81,7 @@ class IslandActor:
         # Shipped checkpoints: a node-local file, its changes sent back with `pull`.
         self.shipper = ShippedCheckpoint(spec, handed) if ship else None
         spec = self.shipper.spec if self.shipper is not None else spec
-        self.channel = ActorChannel()
+        self.channel = QueueChannel()  # the in-thread islands' channel, filled by actor calls
         self.stop = threading.Event()
         self.exitcode: int | None = None
         self.next_seq = 0

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
-from coordinator.events import Event
+from coordinator.events import Event, read_events
+from coordinator.observers import PRESSURE_ACTIONS
+from islands.checkpoint import atomic_write_bytes
 from islands.errors import InputError
 from memory.budget import format_bytes
 
@@ -46,25 +47,11 @@ def load_events(run_dir: str | Path, strict: bool = True) -> list[Event]:
         raise InputError(f"no run directory {path}")
     events_file = path / "events.jsonl"
     try:
-        text = events_file.read_text(encoding="utf-8")
+        events = read_events(events_file, strict=strict)
     except FileNotFoundError:
         raise InputError(f"{path} has no events.jsonl: not a run directory?") from None
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read {events_file}: {error}") from None
-    events: list[Event] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-            if not isinstance(event, dict) or "event" not in event or "t" not in event:
-                raise ValueError("not an event")
-        except ValueError:
-            if strict:
-                raise InputError(f"{events_file}, line {number}: not a JSON event (cut short "
-                                 "by a crash or a full disk?)") from None
-            continue
-        events.append(event)
     if not events:
         raise InputError(f"{events_file} holds no events")
     return events
@@ -123,8 +110,8 @@ def _facts(data: dict[str, Any]) -> list[tuple[str, str]]:
                f"{summary.get('generations', '?')} / {summary.get('evaluations', '?')}"),
               ("memory peak / budget", f"{format_bytes(peak)} / {format_bytes(budget)}"
                + (f" ({peak / budget:.0%})" if budget else "")),
-              ("pressure actions", str(sum(1 for a in data["actions"] if a[1] in (
-                  "shrink", "hibernate", "terminate", "resume", "grow")))),
+              ("pressure actions", str(sum(1 for a in data["actions"]
+                                           if a[1] in PRESSURE_ACTIONS))),
               ("started / ended", f"{summary.get('started_at', '?')} / "
                                   f"{summary.get('ended_at', '?')}"),
               ("host / version", f"{summary.get('host', '?')} / {summary.get('version', '?')}")]
@@ -175,7 +162,8 @@ def build_report(run_dir: str | Path, strict: bool = False) -> Path:
 
         extra = timetable_sections(data, run_dir)
     path = run_dir / REPORT_FILE
-    path.write_text(render_html(run_dir, data, plots, extra), encoding="utf-8")
+    atomic_write_bytes(path, render_html(run_dir, data, plots, extra).encode("utf-8"),
+                       durable=False)
     return path
 
 

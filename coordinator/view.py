@@ -33,6 +33,7 @@ class IslandView:
     island: int
     state: str = "starting"
     generation: int = 0
+    evaluations: int = 0
     best: float = math.inf
     population: int = 0
     memory_bytes: int = 0  # its USS in the latest memory sample
@@ -98,6 +99,7 @@ class RunView:
         view = self.island(event["island"])
         view.state = str(event.get("state", view.state))
         view.generation = int(event.get("generation", view.generation))
+        view.evaluations = int(event.get("evaluations", view.evaluations))
         view.best = float(event.get("best_fitness", view.best))
         view.population = int(event.get("population", view.population))
         view.cache_hits = int(event.get("cache_hits", 0) or 0)
@@ -121,6 +123,13 @@ class RunView:
         for view in self.islands.values():
             states[view.state] = states.get(view.state, 0) + 1
         return states
+
+    def generation(self) -> int:
+        """The furthest island's generation."""
+        return max((v.generation for v in self.islands.values()), default=0)
+
+    def evaluations(self) -> int:
+        return sum(v.evaluations for v in self.islands.values())
 
     def best_text(self) -> str:
         if not math.isfinite(self.best):
@@ -146,7 +155,7 @@ class RunView:
         hibernated = counts.get("hibernated", 0)
         others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())
                            if s not in ("running", "shrunk", "starting", "hibernated"))
-        generation = max((v.generation for v in self.islands.values()), default=0)
+        generation = self.generation()
         limit = "" if self.generations is None else f"/{self.generations}"
         feasible = ("" if self.feasible_at is None
                     else f", feasible since {self.feasible_at:.1f}s")
