@@ -8,11 +8,14 @@ entries and problem genomes.
 Does not cover: the cost of a solution (`islands.timetable.validate`). Entries keep their
 file order and may be odd (repeated, missing or extra lectures): the evaluator applies the
 competition validator's rules to them, and `read_sol_lines` gives each entry's line number
-so that repeated entries can be reported where they are.
+so that repeated entries can be reported where they are. Reading an old solution against
+a changed instance (unknown names skipped, not fatal) is `islands.timetable.carry`, which
+shares the line parser (`sol_lines`, `sol_day_period`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +29,10 @@ def read_sol(path: str | Path, instance: Instance) -> np.ndarray:
     return read_sol_lines(path, instance)[0]
 
 
-def read_sol_lines(path: str | Path, instance: Instance) -> tuple[np.ndarray, np.ndarray]:
-    """Entries of a `.sol` file [N, 3] (as `read_sol`) and the 1-based line of each [N]."""
-    path = Path(path)
-    text = read_user_text(path, "solution file")
-    courses, rooms = instance.course_index(), instance.room_index()
-    days, ppd = instance.days, instance.periods_per_day
-    entries: list[tuple[int, int, int]] = []
-    numbers: list[int] = []
+def sol_lines(text: str, path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """(1-based line, its four fields) of each non-blank line of `.sol` text; a line with
+    another number of fields is one InputError naming file and line. Shared by the strict
+    reader here and the lenient one of `islands.timetable.carry`."""
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
         if not tokens:
@@ -42,19 +41,35 @@ def read_sol_lines(path: str | Path, instance: Instance) -> tuple[np.ndarray, np
             raise InputError(
                 f"expected 'course room day period', got {len(tokens)} field(s)", path=path, line=number
             )
-        course_name, room_name, day_text, period_text = tokens
+        yield number, tokens
+
+
+def sol_day_period(day_text: str, period_text: str, path: str | Path, line: int) -> tuple[int, int]:
+    """The day and period fields as integers; anything else is one InputError line."""
+    try:
+        return int(day_text), int(period_text)
+    except ValueError:
+        raise InputError(
+            f"day and period must be integers, got {day_text!r} {period_text!r}", path=path, line=line
+        ) from None
+
+
+def read_sol_lines(path: str | Path, instance: Instance) -> tuple[np.ndarray, np.ndarray]:
+    """Entries of a `.sol` file [N, 3] (as `read_sol`) and the 1-based line of each [N]."""
+    path = Path(path)
+    text = read_user_text(path, "solution file")
+    courses, rooms = instance.course_index(), instance.room_index()
+    days, ppd = instance.days, instance.periods_per_day
+    entries: list[tuple[int, int, int]] = []
+    numbers: list[int] = []
+    for number, (course_name, room_name, day_text, period_text) in sol_lines(text, path):
         course = courses.get(course_name)
         if course is None:
             raise InputError(f"unknown course {course_name!r}", path=path, line=number)
         room = rooms.get(room_name)
         if room is None:
             raise InputError(f"unknown room {room_name!r}", path=path, line=number)
-        try:
-            day, period = int(day_text), int(period_text)
-        except ValueError:
-            raise InputError(
-                f"day and period must be integers, got {day_text!r} {period_text!r}", path=path, line=number
-            ) from None
+        day, period = sol_day_period(day_text, period_text, path, number)
         if not 0 <= day < days:
             raise InputError(f"day {day} out of range 0..{days - 1}", path=path, line=number)
         if not 0 <= period < ppd:
