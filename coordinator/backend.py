@@ -1,11 +1,14 @@
 """The Backend protocol: the coordinator's only way to its islands; and the in-thread backend.
 
 Covers: `Backend` (share arrays once, spawn a worker, send it a message, receive what
-workers said and which exited, kill one, read memory per worker, close), `Exited`
-(a worker's end, reported once, after its last message), `MemoryReading` (one memory
-sample: the coordinator, each worker, the host), and `InThreadBackend`: islands as
-threads in this process, over `QueueChannel`s and the real encoding, so component
-tests drive the coordinator's parts without processes.
+workers said and which exited, kill one, read memory per worker, close; and its pressure
+domains: `domains()` and `domain_of(worker)`), `Exited` (a worker's end, reported once,
+after its last message), `Domain` (workers that share one memory budget: this machine, a
+Ray node; `WHOLE_RUN` is the one domain of a backend on one machine), `MemoryReading`
+(one memory sample: the coordinator, each worker, the host or each domain's available
+memory), and `InThreadBackend`: islands as threads in this process, over
+`QueueChannel`s and the real encoding, so component tests drive the coordinator's parts
+without processes (given `domains` and a `placement`, as if on several nodes).
 
 Does not cover: island processes (`coordinator.local.LocalBackend`), what the messages
 mean (`islands.protocol`, the coordinator's parts), the worker loop (`islands.worker`).
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +31,23 @@ from islands.worker import WorkerSpec, serve_island
 from memory.probe import MemorySample, ProcessMemory, own_memory
 
 COORDINATOR_KEY = -1  # the coordinator's own process in a MemorySample built from a reading
+UNMEASURED_AVAILABLE = 1 << 62  # a domain nobody measured: not taken as short of memory
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Workers that share one memory budget; the pressure controller acts per domain.
+
+    `budget_bytes` / `reserve_bytes` None: the run's own (the MemoryManager's), as for
+    the one domain of a backend on one machine.
+    """
+
+    name: str
+    budget_bytes: int | None = None
+    reserve_bytes: int | None = None
+
+
+WHOLE_RUN = Domain("local")  # every worker on this machine, under the run's budget
 
 
 @dataclass(frozen=True)
@@ -43,22 +63,43 @@ Received = ToCoordinator | Exited
 
 @dataclass
 class MemoryReading:
-    """One memory sample: the coordinator's own process, each live worker, the host."""
+    """One memory sample: the coordinator's own process, each live worker, the host.
+
+    `own_domain` is the domain the coordinator runs in; `available_by_domain` the
+    available memory of each domain that was measured (several nodes), where
+    `host_available_bytes` is the tightest of them.
+    """
 
     t: float
     own: ProcessMemory
     workers: dict[int, ProcessMemory] = field(default_factory=dict)
     host_available_bytes: int = 0
+    own_domain: str = WHOLE_RUN.name
+    available_by_domain: dict[str, int] = field(default_factory=dict)
 
-    def to_sample(self) -> MemorySample:
-        """The monitor's form: processes keyed by worker id, the coordinator by COORDINATOR_KEY."""
-        every = {COORDINATOR_KEY: self.own, **self.workers}
+    def to_sample(self, domain: str | None = None,
+                  workers: Collection[int] | None = None) -> MemorySample:
+        """The monitor's form: processes keyed by worker id, the coordinator by COORDINATOR_KEY.
+
+        With `domain`: that domain's sample only: the `workers` in it, the coordinator if
+        it runs there, and that domain's available memory.
+        """
+        chosen = self.workers if workers is None else {
+            w: m for w, m in self.workers.items() if w in workers}
+        every = dict(chosen)
+        if domain is None or domain == self.own_domain:
+            every[COORDINATOR_KEY] = self.own
+        available = self.host_available_bytes
+        if domain in self.available_by_domain:
+            available = self.available_by_domain[domain]
+        elif domain is not None and domain != self.own_domain:
+            available = UNMEASURED_AVAILABLE
         return MemorySample(
             t=self.t,
             pss_by_pid={key: m.pss for key, m in every.items()},
             uss_by_pid={key: m.uss for key, m in every.items()},
             rss_by_pid={key: m.rss for key, m in every.items()},
-            host_available_bytes=self.host_available_bytes,
+            host_available_bytes=available,
         )
 
 
@@ -84,6 +125,12 @@ class Backend(Protocol):
     def memory(self) -> MemoryReading:
         """One memory sample of the coordinator and every live worker."""
 
+    def domains(self) -> list[Domain]:
+        """The pressure domains now (one machine: `[WHOLE_RUN]`; Ray: one per node)."""
+
+    def domain_of(self, worker: int) -> str | None:
+        """The domain `worker` runs in (or ran in last); None while not known yet."""
+
     def close(self) -> None:
         """End every worker and free what `share` made."""
 
@@ -101,13 +148,19 @@ class InThreadBackend:
 
     A thread cannot be killed: `kill` closes its channel, so the worker ends at its next
     message, and the exit is reported at once either way (a stuck thread is abandoned).
-    `memory_reader(workers)` may replace the zero readings, to replay pressure.
+    `memory_reader(workers)` may replace the zero readings, to replay pressure;
+    `domains` and `placement` (worker -> domain name) make it several pressure domains,
+    as a cluster's nodes are (default: `WHOLE_RUN`).
     """
 
     name = "thread"
 
     def __init__(self, memory_reader: Callable[[list[int]], MemoryReading] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 domains: Collection[Domain] = (WHOLE_RUN,),
+                 placement: Mapping[int, str] | None = None) -> None:
+        self.placement = placement
+        self.pressure_domains = list(domains)
         self.stats = ProtocolStats()
         self.memory_reader = memory_reader
         self.clock = clock
@@ -177,9 +230,16 @@ class InThreadBackend:
         zero = ProcessMemory(0, 0, 0)
         return MemoryReading(self.clock(), own_memory(), dict.fromkeys(live, zero), 1 << 50)
 
+    def domains(self) -> list[Domain]:
+        return list(self.pressure_domains)
+
+    def domain_of(self, worker: int) -> str | None:
+        return WHOLE_RUN.name if self.placement is None else self.placement.get(worker)
+
     def close(self) -> None:
         for worker in list(self.workers):
             self.kill(worker, 1.0)
 
 
-__all__ = ["COORDINATOR_KEY", "Backend", "Exited", "InThreadBackend", "MemoryReading", "Received"]
+__all__ = ["COORDINATOR_KEY", "WHOLE_RUN", "Backend", "Domain", "Exited", "InThreadBackend",
+           "MemoryReading", "Received"]

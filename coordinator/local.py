@@ -39,7 +39,7 @@ import numpy as np
 import psutil
 from multiprocess.connection import wait as wait_objects
 
-from coordinator.backend import Exited, MemoryReading, Received
+from coordinator.backend import WHOLE_RUN, Domain, Exited, MemoryReading, Received
 from islands.channel import PipeChannel
 from islands.protocol import TO_COORDINATOR, ProtocolStats, ToIsland, decode, encode
 from islands.worker import WorkerSpec, serve_island
@@ -230,6 +230,12 @@ class LocalBackend:
         if not reading.host_available_bytes:
             reading.host_available_bytes = int(psutil.virtual_memory().available)
         return reading
+
+    def domains(self) -> list[Domain]:
+        return [WHOLE_RUN]  # one machine: one budget
+
+    def domain_of(self, worker: int) -> str | None:
+        return WHOLE_RUN.name
 
     # -- the end ---------------------------------------------------------------------------
     @staticmethod

@@ -1,7 +1,7 @@
 """The subscriber of the event bus that the summary is made from.
 
 Covers: `SummaryRecorder` (what the `--json` summary needs beyond the parts' final
-state: pressure events with their actions, peaks of population and cache bytes over
+state: pressure events with their actions and, with several Ray nodes, their domain, peaks of population and cache bytes over
 the live islands, when every island was evolving).
 
 Does not cover: `events.jsonl` (`coordinator.events.EventLog`), building the summary
@@ -23,6 +23,11 @@ logger = logging.getLogger("islands.run")
 PRESSURE_ACTIONS = ("shrink", "hibernate", "terminate", "resume", "grow")
 
 
+def _domain(event: Event) -> dict[str, Any]:
+    # Named only where a run has several pressure domains (Ray nodes).
+    return {"domain": event["domain"]} if "domain" in event else {}
+
+
 class SummaryRecorder:
     def __init__(self, n_islands: int, clock: Callable[[], float]) -> None:
         self.n_islands = n_islands
@@ -40,10 +45,12 @@ class SummaryRecorder:
             self._telemetry(event)
         elif kind == "pressure":
             self.pressure_events.append({"t": event["t"], "level": event["new"],
-                                         "action": "level_change", "island": None})
+                                         "action": "level_change", "island": None,
+                                         **_domain(event)})
         elif kind == "action" and event["action"] in PRESSURE_ACTIONS:
             self.pressure_events.append({"t": event["t"], "level": event["level"],
-                                         "action": event["action"], "island": event["island"]})
+                                         "action": event["action"], "island": event["island"],
+                                         **_domain(event)})
         elif kind in ("crash", "hibernated", "island_done") or (
                 kind == "action" and event["action"] == "terminate"):
             self.bytes_of.pop(event["island"], None)  # its memory went with its process

@@ -12,6 +12,8 @@ Covers: DESIGN.md's table, one level at a time:
   SIGKILL and later restarts it from its checkpoint).
 - NORMAL (a calm period): resume one hibernated island; when none is hibernated,
   regrow the smallest shrunk island below its target population, one step per call.
+Given `islands` (a pressure domain's: one Ray node's), every action picks among those
+only; the global best and "never the last running island" still look at the whole run.
 
 Does not cover: pacing. The pressure controller (`coordinator.pressure`) calls `decide` on level
 changes and on every tick, but only while no action is in flight (it waits for the
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,16 +91,20 @@ def decide(
     target_population: int | Sequence[int] | None = None,
     level_changed: bool = False,
     best_island: int | None = None,
+    islands: Collection[int] | None = None,
 ) -> list[Action]:
     """Actions for `level` given the `snapshot` (one dict per island, by id: `Supervisor.snapshot()`).
 
     `target_population` (one value or one per island) is what NORMAL regrows towards;
     `level_changed` says the level was just entered (bulk ELEVATED actions and
     RESUME_GROWTH are sent only then); `best_island` overrides the global-best holder
-    found in the snapshot.
+    found in the snapshot; `islands` (None: all) are the ones the level is about, the
+    only ones acted on.
     """
     level = PressureLevel(level)
-    active = _active(snapshot)
+    mine = range(len(snapshot)) if islands is None else set(islands)
+    running = _active(snapshot)  # in the whole run
+    active = [i for i in running if i in mine]
     actions: list[Action] = []
     if level >= PressureLevel.ELEVATED and level_changed:
         for i in active:
@@ -106,7 +112,8 @@ def decide(
             actions.append(Action(ActionKind.PAUSE_GROWTH, i))
 
     if level == PressureLevel.NORMAL:
-        hibernated = [i for i, row in enumerate(snapshot) if int(row["state"]) == IslandState.HIBERNATED]
+        hibernated = [i for i, row in enumerate(snapshot)
+                      if int(row["state"]) == IslandState.HIBERNATED and i in mine]
         if level_changed:
             actions.extend(Action(ActionKind.RESUME_GROWTH, i) for i in active)
         if hibernated:
@@ -135,14 +142,15 @@ def decide(
         return actions
 
     if level == PressureLevel.CRITICAL:
-        if len(active) <= 1:
-            # Hibernating the last island would stop the search; shrink it instead.
+        holder = best_island if best_island is not None else global_best_island(snapshot)
+        candidates = [i for i in active if i != holder]
+        if len(running) <= 1 or not candidates:
+            # Hibernating the last island would stop the search, the best holder's would
+            # lose the best's line while another runs: shrink it instead.
             shrinkable = [i for i in active if int(snapshot[i]["population"]) > min_population]
             if shrinkable:
                 actions.append(Action(ActionKind.SHRINK, shrinkable[0], 0.5))
             return actions
-        holder = best_island if best_island is not None else global_best_island(snapshot)
-        candidates = [i for i in active if i != holder] or active
         actions.append(Action(ActionKind.HIBERNATE, _largest(snapshot, candidates)))
         return actions
 

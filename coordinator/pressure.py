@@ -3,20 +3,27 @@
 Covers: `CommandTracker` (commands to islands with sequence numbers, one in flight per
 island, each with a deadline: an island that does not answer in time no longer holds
 the controller; the supervisor's heartbeat deals with a stuck one) and
-`PressureController`: `poll()` takes a memory sample from the backend every monitor
-interval, sooner while usage climbs fast towards the budget (`SampleSchedule`), feeds the MemoryManager's hysteresis, publishes `memory` events every
-MEMORY_EVENT_S and `pressure` events on level changes, and, when no action is in
-flight (acknowledged and re-measured), asks the pure `coordinator.policy.decide` what
-to do and does it: commands for cache / growth / shrink / grow / hibernate, the
+`PressureController`, which acts per pressure domain (the backend's `domains()`: the
+whole machine for the local backend, one per node for Ray; `domain_of(island)` says
+where each island runs): `poll()` takes one memory reading from the backend every
+monitor interval, sooner while usage climbs fast towards a budget (`SampleSchedule`),
+feeds each domain's hysteresis (`PressureDomain`; on one machine the MemoryManager's
+monitor itself) with that domain's islands (and the coordinator where it runs),
+publishes `memory` events every MEMORY_EVENT_S and `pressure` events on level changes
+(naming the domain when there are several), and, per domain, when no action on its
+islands is in flight (acknowledged and re-measured), asks the pure
+`coordinator.policy.decide` what to do about that domain's islands and does it: commands for cache / growth / shrink / grow / hibernate, the
 supervisor for terminate (emergency) and resume (calm period). It acts no harder than
 the latest sample supports (the hysteresis level lags after memory was freed), at
 EMERGENCY it waits for no island's answer, and `AwayIslands` brings an island back
-only when its slice fits beside what is in use, with a doubling backoff; an island
+only when its slice fits beside what is in use in its domain, with a doubling backoff; an island
 SIGKILLed while memory is HIGH or worse (the kernel's OOM killer, most likely) is sent
 away the same way instead of being restarted at once (`defer_restart`).
 
-Does not cover: the thresholds and hysteresis (`memory.monitor`), the policy table
-(`coordinator.policy`), starting processes (`coordinator.supervisor`, the backend).
+Does not cover: the thresholds and hysteresis (`memory.monitor`), a domain's own state
+(`coordinator.pressure_domains`), the policy table (`coordinator.policy`), starting
+processes (`coordinator.supervisor`, the backend), each node's budget (the backend:
+`coordinator.ray_nodes` for Ray).
 """
 
 from __future__ import annotations
@@ -24,22 +31,23 @@ from __future__ import annotations
 import logging
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from coordinator.backend import Backend
+from coordinator.backend import Backend, Domain, MemoryReading
 from coordinator.events import EventBus
 from coordinator.policy import Action, ActionKind, decide
+from coordinator.pressure_domains import AwayIslands, PressureDomain, SampleSchedule
 from coordinator.supervisor import Supervisor
 from islands.protocol import Ack, CommandKind
-from memory import MemoryManager, MemorySample, PressureLevel
+from memory import MemoryManager, PressureLevel
 from memory.budget import format_bytes
+from memory.monitor import MemoryMonitor
 
 logger = logging.getLogger("islands.run")
 
 COMMAND_DEADLINE_S = 5.0
-FASTEST_SAMPLE_S = 0.05  # the run loop waits no longer than the next sample (`next_sample_in`)
-RATE_HALF_LIFE_S = 10.0
 MEMORY_EVENT_S = 2.0
 COMMAND_OF_ACTION = {
     ActionKind.CLEAR_CACHE: CommandKind.CLEAR_CACHE,
@@ -89,9 +97,9 @@ class CommandTracker:
         del self.in_flight[ack.island]
         return True
 
-    def settle(self) -> bool:
-        """Drop flights whose island is gone or late, send what is queued; True if any settled."""
-        settled = False
+    def settle(self) -> list[int]:
+        """Drop flights whose island is gone or late, send what is queued; the islands settled."""
+        settled = []
         now = self.clock()
         for island, flight in list(self.in_flight.items()):
             gone = not self.supervisor.records[island].live
@@ -105,7 +113,7 @@ class CommandTracker:
                     for action in self.queues.pop(island, ()):
                         self._send(action, track=False)
                 del self.in_flight[island]
-                settled = True
+                settled.append(island)
         for island, queued in self.queues.items():
             while queued and island not in self.in_flight:
                 self._send(queued.popleft())
@@ -119,84 +127,13 @@ class CommandTracker:
                                         action.arg, seq=self.next_seq) and track:
             self.in_flight[action.island] = _InFlight(self.next_seq, action, self.clock())
 
-    @property
-    def busy(self) -> bool:
-        return bool(self.in_flight) or any(self.queues.values())
-
-
-class SampleSchedule:
-    """When to sample memory next: every `interval`, sooner while usage may climb towards
-    the budget: at the fastest growth seen lately (a rate remembered with a 10 s half-life,
-    so an island restarted after a kill is watched closely from its first second), at
-    least two samples before the budget would be reached; never more often than
-    `fastest`. A problem that grows 1 GB/s overshot a 600 MB budget by a third between
-    0.5 s samples."""
-
-    def __init__(self, interval: float, budget_bytes: int, fastest: float = FASTEST_SAMPLE_S) -> None:
-        self.interval = interval
-        self.budget_bytes = budget_bytes
-        self.fastest = min(fastest, interval)
-        self.last_t = -float("inf")
-        self.last_used: int | None = None
-        self.rate = 0.0  # bytes per second, remembered (see the class docstring)
-        self.delay = interval
-
-    def due(self, now: float) -> bool:
-        return now - self.last_t >= self.delay
-
-    def wait_s(self, now: float) -> float:
-        """Seconds until the next sample is due (0 if it is)."""
-        return max(0.0, self.last_t + self.delay - now)
-
-    def sampled(self, now: float, used_bytes: int | None) -> None:
-        """A sample was taken at `now` (`None`: the reading failed)."""
-        self.delay = self.interval
-        last_t, last_used = self.last_t, self.last_used
-        if used_bytes is None or last_used is None or now <= last_t:
-            self.last_t, self.last_used = now, used_bytes if used_bytes is not None else last_used
-            return
-        growth = max(used_bytes - last_used, 0) / (now - last_t)
-        self.rate = max(growth, self.rate * 0.5 ** ((now - last_t) / RATE_HALF_LIFE_S))
-        if self.rate > 0:
-            room = max(self.budget_bytes - used_bytes, 0)
-            self.delay = min(self.interval, max(self.fastest, room / self.rate / 2))
-        self.last_t, self.last_used = now, used_bytes
-
-
-class AwayIslands:
-    """Islands the controller sent away (hibernated, terminated) and when each may come back.
-
-    One comes back only when its slice fits beside what is in use now, and not before
-    its backoff: a calm period, doubled each further time it has been sent away, so an
-    island that rebuilds the same peak does not thrash in and out.
-    """
-
-    def __init__(self, calm_s: float) -> None:
-        self.calm_s = calm_s
-        self.times_away: dict[int, int] = {}
-        self.not_before: dict[int, float] = {}
-        self.shrink_on_return: set[int] = set()
-
-    def leave(self, island: int, now: float, *, shrink: bool) -> None:
-        self.times_away[island] = times = self.times_away.get(island, 0) + 1
-        self.not_before[island] = now + self.calm_s * 2 ** (times - 1)
-        if shrink:  # it would rebuild the same peak at once at full size
-            self.shrink_on_return.add(island)
-
-    def may_return(self, island: int, now: float, used_bytes: int, slice_bytes: int,
-                   budget_bytes: int) -> bool:
-        return now >= self.not_before.get(island, now) and used_bytes + slice_bytes <= budget_bytes
-
-    def returned(self, island: int) -> bool:
-        """True if it should come back shrunk."""
-        self.not_before.pop(island, None)
-        shrink = island in self.shrink_on_return
-        self.shrink_on_return.discard(island)
-        return shrink
+    def busy_with(self, islands: Iterable[int]) -> bool:
+        """True while a command to one of `islands` is in flight or queued."""
+        return any(i in self.in_flight or self.queues.get(i) for i in islands)
 
 
 class PressureController:
-    """Turn memory samples into actions on islands (see the module docstring)."""
+    """Turn memory samples into actions on islands, per pressure domain (see the module docstring)."""
 
     def __init__(self, manager: MemoryManager, backend: Backend, supervisor: Supervisor,
                  bus: EventBus, clock: Callable[[], float], *, interval: float,
@@ -211,132 +148,212 @@ class PressureController:
         self.populations = (min_population, target_population)
         self.best_island = best_island
         self.commands = CommandTracker(supervisor, clock, command_deadline_s)
-        self.schedule = SampleSchedule(interval, manager.budget_bytes)
+        self.domains: dict[str, PressureDomain] = {}  # made at the first poll that sees each
         self.memory_event_at = -float("inf")
-        self.samples_after_action = 1  # fresh samples since the last action settled
-        self.policy_level = PressureLevel.NORMAL
-        self.last_action_at = 0.0
+        self.peak_bytes = 0  # the highest PSS total of one reading, every domain together
         self.away = AwayIslands(3 * interval)
+
+    # -- domains ---------------------------------------------------------------------------
+    def current_domains(self) -> list[PressureDomain]:
+        """The backend's domains now; one seen for the first time (a node that joined) gets
+        its own monitor, with the run's thresholds and hysteresis."""
+        current = []
+        for domain in self.backend.domains():
+            part = self.domains.get(domain.name)
+            if part is None:
+                part = PressureDomain(domain.name, self._monitor_for(domain), self.interval)
+                self.domains[domain.name] = part
+            current.append(part)
+        return current
+
+    def _monitor_for(self, domain: Domain) -> MemoryMonitor:
+        run = self.manager.monitor
+        if domain.budget_bytes is None:
+            return run  # the run's own budget: one machine, as always
+        reserve = run.reserve_bytes if domain.reserve_bytes is None else domain.reserve_bytes
+        return MemoryMonitor(None, domain.budget_bytes, interval=self.interval,
+                             thresholds=run.thresholds, reserve_bytes=reserve)
+
+    def domain_of(self, island: int) -> PressureDomain | None:
+        """The domain whose islands `island` was counted in at the last reading."""
+        return next((d for d in self.domains.values() if island in d.islands),
+                    self.domains.get(self.backend.domain_of(island) or ""))
+
+    def _assign(self, current: list[PressureDomain]) -> None:
+        # Live islands belong where they run; one waiting to come back whose domain is
+        # unknown or gone (a lost node) waits in the domain with the most room.
+        by_name = {d.name: d for d in current}
+        homeless = []
+        for part in current:
+            part.islands = []
+        for island, record in self.supervisor.records.items():
+            name = self.backend.domain_of(island)
+            if name in by_name:
+                by_name[name].islands.append(island)
+            elif not record.live:
+                homeless.append(island)
+        if homeless and current:
+            max(current, key=lambda d: d.budget_bytes - d.used_bytes).islands.extend(homeless)
+
+    def _fresh(self, islands: Iterable[int]) -> None:
+        """Actions on `islands` settled: their domains measure again before the next one."""
+        for island in islands:
+            part = self.domain_of(island)
+            if part is not None:
+                part.samples_after_action = 0
 
     # -- sampling --------------------------------------------------------------------------
     def next_sample_in(self) -> float:
         """Seconds until the next memory sample is due: the run loop waits no longer."""
-        return self.schedule.wait_s(self.clock())
+        now = self.clock()
+        return min((d.schedule.wait_s(now) for d in self.domains.values()), default=0.0)
 
     def poll(self) -> None:
         now = self.clock()
-        if self.commands.settle():
-            self.samples_after_action = 0
-        if not self.schedule.due(now):
+        self._fresh(self.commands.settle())
+        current = self.current_domains()
+        if not any(d.schedule.due(now) for d in current):
             return
         try:
             reading = self.backend.memory()
         except Exception as error:  # a failed reading keeps the level; the run goes on
-            self.schedule.sampled(now, None)
+            for part in current:
+                part.schedule.sampled(now, None)
             logger.warning("[GA] Memory reading failed, keeping level %s: %s", self.level, error)
             return
-        old = self.manager.level
-        sample = reading.to_sample()
-        level = self.manager.observe(sample)
-        self.samples_after_action += 1
         for island, measured in reading.workers.items():
             self.supervisor.records[island].measured_bytes = measured.uss
-        used = sample.pss_total
-        self.schedule.sampled(now, used)
-        if level != old:
-            self.bus.publish("pressure", old=str(old), new=str(level), used_bytes=used)
-            if level > old:
-                self.manager.cleanup("aggressive" if level >= PressureLevel.HIGH else "normal")
-        if now - self.memory_event_at >= MEMORY_EVENT_S or level != old:
+        changed = [self._observe(part, reading, now, many=len(current) > 1) for part in current]
+        self._assign(current)
+        used = reading.to_sample().pss_total
+        self.peak_bytes = max(self.peak_bytes, used)
+        if now - self.memory_event_at >= MEMORY_EVENT_S or any(changed):
             self.memory_event_at = now
-            self.bus.publish("memory", used_bytes=used, budget_bytes=self.manager.budget_bytes,
-                             level=str(level), coordinator_bytes=reading.own.pss, islands={
-                                 str(i): {"pss": m.pss, "uss": m.uss,
-                                          "slice": self.manager.slice_bytes(i)}
-                                 for i, m in sorted(reading.workers.items())})
-        instant = self.instant_level(sample)
-        if instant == PressureLevel.NORMAL < level:
+            self._memory_event(reading, current, used)
+        for part in current:
+            self._act_on(part)
+
+    def _observe(self, part: PressureDomain, reading: MemoryReading, now: float, *,
+                 many: bool) -> bool:
+        """Feed the domain's monitor its share of `reading`; True if its level changed."""
+        workers = [w for w in reading.workers if self.backend.domain_of(w) == part.name]
+        sample = reading.to_sample(part.name, workers)
+        old = part.level
+        level = part.monitor.observe(sample)
+        part.samples_after_action += 1
+        part.schedule.sampled(now, sample.pss_total)
+        if level == old:
+            return False
+        where = {"domain": part.name} if many else {}
+        if many:
+            logger.info("[GA] Memory on %s: %s -> %s (%s of %s)", part.name[:12], old, level,
+                        format_bytes(sample.pss_total), format_bytes(part.budget_bytes))
+        self.bus.publish("pressure", old=str(old), new=str(level), used_bytes=sample.pss_total,
+                         **where)
+        if level > old and part.name == reading.own_domain:  # the coordinator runs there
+            self.manager.cleanup("aggressive" if level >= PressureLevel.HIGH else "normal")
+        return True
+
+    def _memory_event(self, reading: MemoryReading, current: list[PressureDomain],
+                      used: int) -> None:
+        extra: dict[str, Any] = {}
+        budget = self.manager.budget_bytes
+        if len(current) > 1:
+            budget = sum(d.budget_bytes for d in current)
+            extra["domains"] = {d.name: {"used_bytes": d.used_bytes, "budget_bytes": d.budget_bytes,
+                                         "level": str(d.level), "islands": sorted(d.islands)}
+                                for d in current}
+        self.bus.publish("memory", used_bytes=used, budget_bytes=budget,
+                         level=str(self.level), coordinator_bytes=reading.own.pss, islands={
+                             str(i): {"pss": m.pss, "uss": m.uss,
+                                      "slice": self.manager.slice_bytes(i)}
+                             for i, m in sorted(reading.workers.items())}, **extra)
+
+    def _act_on(self, part: PressureDomain) -> None:
+        sample = part.monitor.last_sample
+        if sample is None:
+            return
+        instant = part.instant_level(sample)
+        if instant == PressureLevel.NORMAL < part.level:
             return  # the pressure is gone in the latest reading: relief waits for the level
-        if used >= self.manager.budget_bytes:
+        if sample.pss_total >= part.budget_bytes:
             # Over the budget is no spike to smooth: the hysteresis' second sample could
             # come 100-200 MB later at the growth rates that get here.
-            self.act(PressureLevel.EMERGENCY)
+            self.act(part, PressureLevel.EMERGENCY)
             return
-        self.act(min(level, instant))
+        self.act(part, min(part.level, instant))
+
+    def domain_summary(self) -> dict[str, dict[str, Any]]:
+        """Per domain: its budget, the peak of its own PSS total, the islands last in it."""
+        return {d.name: {"budget_bytes": d.budget_bytes, "peak_bytes": d.monitor.peak_bytes,
+                         "islands": sorted(d.islands)} for d in self.domains.values()}
 
     @property
     def level(self) -> PressureLevel:
-        return self.manager.level
-
-    def instant_level(self, sample: MemorySample) -> PressureLevel:
-        """What this one sample stands for: the controller acts no harder than the latest
-        reading supports (the hysteresis level may lag after an action freed memory)."""
-        monitor = self.manager.monitor
-        level = monitor.thresholds.level_of(sample.pss_total / monitor.budget_bytes)
-        if monitor.reserve_bytes > 0 and sample.host_available_bytes < monitor.reserve_bytes:
-            level = max(level, PressureLevel.CRITICAL)
-        return level
+        """The highest level of any domain (one machine: the run's level)."""
+        return max((d.level for d in self.domains.values()), default=self.manager.level)
 
     def on_ack(self, ack: Ack) -> None:
         self.bus.publish("ack", island=ack.island, command=str(CommandKind(ack.command)),
                          seq=ack.seq, population=ack.population, generation=ack.generation)
         if self.commands.on_ack(ack):
-            self.samples_after_action = 0
+            self._fresh([ack.island])
 
     # -- acting ----------------------------------------------------------------------------
-    def act(self, level: PressureLevel) -> None:
+    def act(self, part: PressureDomain, level: PressureLevel) -> None:
+        """Ask the policy what `level` in `part` calls for, on that domain's islands only."""
         # An action settles when answered and measured again: the next one sees its effect.
         # At EMERGENCY nothing waits on an island's answer: the kill needs none.
-        busy = self.commands.busy and level < PressureLevel.EMERGENCY
-        if busy or self.samples_after_action < 1:
+        busy = self.commands.busy_with(part.islands) and level < PressureLevel.EMERGENCY
+        if busy or part.samples_after_action < 1:
             return
-        changed = level != self.policy_level
+        changed = level != part.policy_level
         now = self.clock()
         if changed:
-            self.last_action_at = now
-        elif level == PressureLevel.NORMAL and now - self.last_action_at < 3 * self.interval:
+            part.last_action_at = now
+        elif level == PressureLevel.NORMAL and now - part.last_action_at < 3 * self.interval:
             return  # one step per calm period
         min_population, target = self.populations
         actions = decide(level, self.supervisor.snapshot(), min_population=min_population,
                          target_population=target, level_changed=changed,
-                         best_island=self.best_island())
-        self.policy_level = level
+                         best_island=self.best_island(), islands=part.islands)
+        part.policy_level = level
         for action in actions:
-            if action.kind == ActionKind.RESUME and not self.may_return(action.island):
+            if action.kind == ActionKind.RESUME and not self.may_return(part, action.island):
                 continue  # its slice does not fit yet, or it is backing off
-            self.perform(level, action)
+            self.perform(part, level, action)
 
     def defer_restart(self, island: int, exitcode: int | None) -> bool:
         """The supervisor's question for a crashed island: wait for room before restarting?"""
-        if exitcode != -signal.SIGKILL or self.level < PressureLevel.HIGH:
+        part = self.domain_of(island)
+        level = part.level if part is not None else self.level
+        if exitcode != -signal.SIGKILL or level < PressureLevel.HIGH:
             return False
         self.commands.forget(island)
         self.away.leave(island, self.clock(), shrink=True)
-        self.samples_after_action = 0
+        self._fresh([island])
         return True
 
-    def may_return(self, island: int) -> bool:
-        sample = self.manager.monitor.last_sample
-        used = sample.pss_total if sample is not None else 0
-        return self.away.may_return(island, self.clock(), used, self.manager.slice_bytes(island),
-                                    self.manager.budget_bytes)
+    def may_return(self, part: PressureDomain, island: int) -> bool:
+        return self.away.may_return(island, self.clock(), part.used_bytes,
+                                    self.manager.slice_bytes(island), part.budget_bytes)
 
-    def perform(self, level: PressureLevel, action: Action) -> None:
+    def perform(self, part: PressureDomain, level: PressureLevel, action: Action) -> None:
         island = action.island
+        many = len(self.domains) > 1
         if action.kind in MAJOR_ACTIONS:
             (logger.warning if level >= PressureLevel.HIGH else logger.info)(
-                "[GA] Memory %s: %s island %d (%s of %s)", level, action.kind, island,
-                format_bytes(self.manager.monitor.last_sample.pss_total
-                             if self.manager.monitor.last_sample else 0),
-                format_bytes(self.manager.budget_bytes))
-            self.last_action_at = self.clock()
+                "[GA] Memory %s%s: %s island %d (%s of %s)", level,
+                f" on {part.name[:12]}" if many else "", action.kind, island,
+                format_bytes(part.used_bytes), format_bytes(part.budget_bytes))
+            part.last_action_at = self.clock()
         self.bus.publish("action", level=str(level), action=str(action.kind), island=island,
-                         arg=action.arg)
+                         arg=action.arg, **({"domain": part.name} if many else {}))
         if action.kind == ActionKind.TERMINATE:
             self.commands.forget(island)
             self.supervisor.terminate(island)
             self.away.leave(island, self.clock(), shrink=True)
-            self.samples_after_action = 0
+            part.samples_after_action = 0
         elif action.kind == ActionKind.RESUME:
             self.commands.forget(island)
             from_checkpoint = self.supervisor.restart(island)
@@ -347,7 +364,7 @@ class PressureController:
             if self.away.returned(island):
                 # Queued before its first generation, so it runs shrunk from the start.
                 self.commands.queue(Action(ActionKind.SHRINK, island, 0.5))
-            self.samples_after_action = 0
+            part.samples_after_action = 0
         else:
             if action.kind == ActionKind.HIBERNATE:
                 self.away.leave(island, self.clock(), shrink=False)
@@ -355,4 +372,5 @@ class PressureController:
         self.commands.settle()
 
 
-__all__ = ["COMMAND_DEADLINE_S", "CommandTracker", "PressureController", "SampleSchedule"]
+__all__ = ["COMMAND_DEADLINE_S", "AwayIslands", "CommandTracker", "PressureController",
+           "PressureDomain", "SampleSchedule"]

@@ -59,7 +59,8 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
         "evaluations": sum(r.evaluations for r in records),
         "elapsed_s": round(context.clock.elapsed(), 3),
         "budget_bytes": int(hardware.budget_bytes),
-        "peak_memory_bytes": int(stats.get("peak_bytes", 0)),
+        # The controller's: one total over every domain (several Ray nodes) too.
+        "peak_memory_bytes": max(int(stats.get("peak_bytes", 0)), parts.pressure.peak_bytes),
         "pressure_events": recorder.pressure_events,
         "run_dir": str(parts.directory.path),
         "stopped_by": stopped_by,
@@ -90,6 +91,8 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
         "resumed": context.resume_state is not None,
         "island_failures": {str(r.island): r.failures for r in records if r.failures},
     }
+    if len(parts.pressure.domains) > 1:  # per node: its budget, its peak, what it holds
+        summary["pressure_domains"] = parts.pressure.domain_summary()
     if not landed and best.genome is not None:  # the only copy of the result: print it
         summary["best_genome"] = best.genome.tolist()
     summary.update(best.describe())

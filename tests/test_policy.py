@@ -111,3 +111,39 @@ def test_global_best_ignores_islands_without_a_result():
     snapshot = [row(best=math.inf), row(best=3.0), row(best=2.0)]
     assert global_best_island(snapshot) == 2
     assert global_best_island([row(best=math.inf)]) is None
+
+
+# --- one pressure domain (a Ray node) of several: `islands` ----------------------------------------
+NODE_A = [0, 1]  # islands 2 and 3 run on another node
+
+
+def test_a_domain_is_acted_on_through_its_own_islands_only():
+    snapshot = [row(measured_mb=100, population=40), row(measured_mb=200, population=40),
+                row(measured_mb=900, population=40), row(measured_mb=800, population=40)]
+    assert decide(PressureLevel.HIGH, snapshot, min_population=4, islands=NODE_A) == [
+        Action(ActionKind.SHRINK, 1, 0.5)]  # 2 and 3 are larger, but elsewhere
+    assert decide(PressureLevel.EMERGENCY, snapshot, min_population=4, islands=NODE_A) == [
+        Action(ActionKind.TERMINATE, 1)]
+    assert decide(PressureLevel.CRITICAL, snapshot, min_population=4, islands=NODE_A,
+                  best_island=3) == [Action(ActionKind.HIBERNATE, 1)]
+    elevated = decide(PressureLevel.ELEVATED, snapshot, min_population=4, islands=NODE_A,
+                      level_changed=True)
+    assert {a.island for a in elevated} == {0, 1}
+
+
+def test_a_domain_resumes_and_regrows_only_its_own_islands():
+    snapshot = [row(population=10, state=IslandState.SHRUNK), row(),
+                row(state=IslandState.HIBERNATED), row(population=4, state=IslandState.SHRUNK)]
+    assert decide(PressureLevel.NORMAL, snapshot, min_population=4, target_population=40,
+                  islands=NODE_A) == [Action(ActionKind.GROW, 0, 2.0)]
+    assert decide(PressureLevel.NORMAL, snapshot, min_population=4, target_population=40,
+                  islands=[2, 3]) == [Action(ActionKind.RESUME, 2)]
+
+
+def test_a_domain_whose_only_island_holds_the_best_shrinks_it_instead_of_hibernating():
+    snapshot = [row(measured_mb=900, best=1.0), row(measured_mb=100, best=5.0)]
+    assert decide(PressureLevel.CRITICAL, snapshot, min_population=4, islands=[0]) == [
+        Action(ActionKind.SHRINK, 0, 0.5)]
+    # The last island on its node but not the best's holder: it may go, others run on.
+    assert decide(PressureLevel.CRITICAL, snapshot, min_population=4, islands=[1]) == [
+        Action(ActionKind.HIBERNATE, 1)]

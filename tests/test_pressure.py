@@ -41,6 +41,7 @@ class MemoryScript:
         self.own_mib = 1
         self.islands: dict[int, tuple[int, int]] = {}
         self.default = (10, 5)
+        self.own_domain = "local"  # where the coordinator runs (several domains: a node's name)
         self.readings: list[MemoryReading] = []
 
     def __call__(self, live: list[int]) -> MemoryReading:
@@ -49,7 +50,8 @@ class MemoryScript:
             pss, uss = self.islands.get(island, self.default)
             workers[island] = ProcessMemory(pss * MIB, uss * MIB, pss * MIB)
         own = ProcessMemory(self.own_mib * MIB, self.own_mib * MIB, self.own_mib * MIB)
-        reading = MemoryReading(self.clock(), own, workers, host_available_bytes=1 << 40)
+        reading = MemoryReading(self.clock(), own, workers, host_available_bytes=1 << 40,
+                                own_domain=self.own_domain)
         self.readings.append(reading)
         return reading
 
@@ -60,13 +62,16 @@ class MemoryScript:
 # --- the parts, wired as coordinator.setup wires them ---------------------------------------------
 class Harness:
     def __init__(self, tmp_path, n_islands: int = 2, *, problems=None, best_island=None,
-                 min_population: int = 4, command_deadline_s: float = NO_DEADLINE) -> None:
+                 min_population: int = 4, command_deadline_s: float = NO_DEADLINE,
+                 domains=None, placement=None) -> None:
         self.tmp_path = tmp_path
         self.n = n_islands
         self.problems = problems or {}
         self.clock = FakeClock()
         self.script = MemoryScript(self.clock)
-        self.backend = InThreadBackend(memory_reader=self.script)
+        # `domains` + `placement`: islands on several nodes, each with its own budget.
+        self.backend = InThreadBackend(memory_reader=self.script, placement=placement,
+                                       **({"domains": domains} if domains else {}))
         self.events: list[dict] = []
         self.bus = EventBus(self.clock)
         self.bus.subscribe(self.events.append)
