@@ -20,10 +20,15 @@ OOM-killed by Ray or the kernel, its node lost: `RayActorError` and its kinds,
 `kill` asks (`terminate`: the island checkpoints and ends, as on SIGTERM), waits `grace`
 seconds, then `ray.kill`s. `memory` asks every live actor for its own PSS/USS/RSS and its
 node's available memory (psutil inside the actor) and returns one `MemoryReading`.
+Each Ray node is a pressure domain (`domains()`: its budget computed on it by
+`coordinator.ray_nodes`, an explicit `--memory-budget` capping each node's; `domain_of`:
+the node an island's actor ran on at the last reading), so the pressure controller
+compares a node's islands (and the coordinator, on its node) with that node's budget.
 
 Does not cover: what the messages mean (the coordinator's parts), the worker loop
 (`islands.worker`), processes on this machine without Ray (`coordinator.local`),
-per-node budgets (`coordinator.ray_nodes`, computed on each node at `share`), running on a cluster (docs/cluster.md).
+per-node budgets (`coordinator.ray_nodes`, computed on each node at `share`), acting on
+pressure (`coordinator.pressure`), running on a cluster (docs/cluster.md).
 On one machine islands write their checkpoints into the run directory themselves; on a
 cluster of several nodes each actor writes a node-local file and its changes come back
 with `pull` and land in the run directory (`coordinator.ray_checkpoints`), so restarts
@@ -51,14 +56,14 @@ import psutil
 import ray
 from ray.exceptions import GetTimeoutError, OutOfMemoryError, RayActorError, RayError
 
-from coordinator.backend import Exited, MemoryReading, Received
+from coordinator.backend import WHOLE_RUN, Domain, Exited, MemoryReading, Received
 from coordinator.ray_checkpoints import ShippedCheckpoint, handed_over, land
 from coordinator.ray_nodes import NodeBudget, node_budgets
 from islands.channel import QueueChannel
 from islands.errors import InputError
 from islands.protocol import TO_COORDINATOR, ProtocolStats, ToIsland, decode, encode
 from islands.worker import EXIT_ERROR, WorkerSpec, serve_island
-from memory.budget import format_bytes
+from memory.budget import default_reserve_bytes, format_bytes
 from memory.probe import ProcessMemory, own_memory
 
 logger = logging.getLogger("islands.run")
@@ -164,15 +169,18 @@ class RayBackend:
     `island_resources(island)` adds custom resources to an island's request (to pin
     islands to nodes); without it islands are spread over the nodes (`SPREAD`).
     `ship_checkpoints` (None: when the cluster has more than one node) sends island
-    checkpoints back with the messages (`coordinator.ray_checkpoints`).
+    checkpoints back with the messages (`coordinator.ray_checkpoints`). `budget` (the
+    `--memory-budget` size, None: automatic) is applied on each node as a local run
+    applies it: never more than that node can give.
     """
 
     name = "ray"
 
     def __init__(self, *, address: str | None = None, slice_bytes: int = 0, cpus: int = 1,
                  island_resources: Callable[[int], dict[str, float]] | None = None,
-                 ship_checkpoints: bool | None = None) -> None:
+                 ship_checkpoints: bool | None = None, budget: str | int | None = None) -> None:
         self.ship_checkpoints = ship_checkpoints
+        self.budget = budget
         self.address = address
         self.slice_bytes = int(slice_bytes)
         self.cpus = max(int(cpus), os.cpu_count() or 1)
@@ -183,6 +191,7 @@ class RayBackend:
         self.started_ray = False  # this backend started Ray (or connected): it shuts it down
         self.node_of: dict[int, str] = {}  # island -> node id, from the last memory reading
         self.nodes: dict[str, NodeBudget] = {}  # node id -> its budget, computed there
+        self.own_node = WHOLE_RUN.name  # the node this coordinator (the driver) runs on
 
     # -- set-up ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -215,7 +224,8 @@ class RayBackend:
     def share(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.connect()
         self.check_room()
-        self.nodes = node_budgets()
+        self.nodes = node_budgets(self.budget)
+        self.own_node = ray.get_runtime_context().get_node_id()
         for node in self.nodes.values():
             logger.info("[GA] Ray node %s (%s): budget %s of %s, %g CPUs", node.node_id[:8],
                         node.address, format_bytes(node.budget_bytes),
@@ -323,8 +333,10 @@ class RayBackend:
     def memory(self) -> MemoryReading:
         asked = {r.handle.memory.remote(): w for w, r in self.actors.items()
                  if r.pending is not None}
-        reading = MemoryReading(t=time.monotonic(), own=own_memory(),
-                                host_available_bytes=int(psutil.virtual_memory().available))
+        here = int(psutil.virtual_memory().available)
+        reading = MemoryReading(t=time.monotonic(), own=own_memory(), host_available_bytes=here,
+                                own_domain=self.own_node, available_by_domain={self.own_node: here})
+        by_node = reading.available_by_domain
         ready = ray.wait(list(asked), num_returns=len(asked), timeout=MEMORY_WAIT_S)[0] if asked else []
         for ref in ready:
             try:
@@ -332,10 +344,23 @@ class RayBackend:
             except (RayError, GetTimeoutError):
                 continue  # dying: its exit comes through `receive`
             reading.workers[asked[ref]] = ProcessMemory(pss, uss, rss)
-            # The tightest node speaks for the host: its reserve is what must not be crossed.
+            by_node[node] = min(by_node.get(node, available), available)
+            # The tightest node speaks for "the host" where one number is wanted.
             reading.host_available_bytes = min(reading.host_available_bytes, available)
             self.node_of[asked[ref]] = node
         return reading
+
+    def domains(self) -> list[Domain]:
+        """One per node whose budget was computed (before `share`: the whole run)."""
+        if not self.nodes:
+            return [WHOLE_RUN]
+        return [Domain(node.node_id, node.budget_bytes, default_reserve_bytes(node.total_bytes))
+                for node in self.nodes.values()]
+
+    def domain_of(self, worker: int) -> str | None:
+        if not self.nodes:
+            return WHOLE_RUN.name
+        return self.node_of.get(worker)
 
     # -- the end ---------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,16 +1,17 @@
 """Per-node memory budgets for the Ray backend, computed on each node.
 
 Covers: `NodeBudget` (one Ray node: its id and address, its budget, what bounds it, its
-CPUs) and `node_budgets()`: one small Ray task pinned to each live node (hard node
-affinity) runs `memory.budget.compute_budget` there, so each node's budget follows its own
-RAM and cgroup limit (`(min(physical, cgroup) - reserve) * 0.7`), as a local run's does;
+reserve, its CPUs) and `node_budgets()`: one small Ray task pinned to each live node
+(hard node affinity) runs `memory.budget.compute_budget` there, so each node's budget
+follows its own RAM and cgroup limit (`(min(physical, cgroup) - reserve) * 0.7`, an
+explicit `--memory-budget` capped at what the node can give), as a local run's does;
 `islands_per_node` counts the islands of a `RayBackend.node_of` map per node, and
 `node_slices` divides each node's budget among the islands it holds.
 
 Does not cover: the actors and their messages (`coordinator.ray_backend`), acting on
-pressure per node: the coordinator's pressure controller still works on one budget (the
-coordinator's, from `--memory-budget` or this machine) and the sum of every island's PSS;
-docs/cluster.md says what per-node control still needs.
+pressure per node (each node is a pressure domain of `coordinator.pressure`, its budget
+from here), planning islands and population per node (auto-configuration still plans
+from the coordinator's machine; docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from memory.budget import default_reserve_bytes
 
 NODE_TIMEOUT_S = 30.0  # a node that cannot run a tiny task by then is left out
 
@@ -36,22 +39,28 @@ class NodeBudget:
     available_bytes: int
     cpus: float
 
+    @property
+    def reserve_bytes(self) -> int:
+        """The node's RAM that must stay available (below it: CRITICAL at once)."""
+        return default_reserve_bytes(self.total_bytes)
 
-def _measure() -> tuple[int, int, int]:
+
+def _measure(explicit: str | int | None) -> tuple[int, int, int]:
     # Imported here: this runs on the node, in a Ray worker.
     import psutil
 
     from memory.budget import compute_budget, total_memory_bytes
 
-    return compute_budget(), total_memory_bytes(), int(psutil.virtual_memory().available)
+    return compute_budget(explicit), total_memory_bytes(), int(psutil.virtual_memory().available)
 
 
-def node_budgets() -> dict[str, NodeBudget]:
-    """The budget of every live node of the connected Ray cluster, by node id."""
+def node_budgets(explicit: str | int | None = None) -> dict[str, NodeBudget]:
+    """The budget of every live node of the connected Ray cluster, by node id; `explicit`
+    (`--memory-budget`) is each node's budget where the node can give that much."""
     measure = ray.remote(num_cpus=0)(_measure)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     asked = {measure.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-        n["NodeID"], soft=False)).remote(): n for n in nodes}
+        n["NodeID"], soft=False)).remote(explicit): n for n in nodes}
     ready, late = ray.wait(list(asked), num_returns=len(asked), timeout=NODE_TIMEOUT_S)
     for ref in late:
         ray.cancel(ref, force=True)

@@ -164,6 +164,7 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
     if backend is None and config.backend == "ray":
         from coordinator.ray_backend import RayBackend  # lazily: local runs never import ray
         backend = RayBackend(address=config.address, slice_bytes=hardware.slice_bytes,
+                             budget=config.memory.budget,
                              cpus=hardware.islands)
     backend = backend if backend is not None else LocalBackend(probe)
     try:

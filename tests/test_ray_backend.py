@@ -98,6 +98,27 @@ def test_a_killed_actor_is_restarted_from_its_checkpoint_and_the_best_is_kept(tm
     assert summary["best_fitness"] <= seen["best_before"]
 
 
+def test_pressure_on_the_node_shrinks_its_actors_against_the_budget_computed_there(tmp_path):
+    # HIGH from 0.2 % of the node's budget on: the real memory of a run makes it HIGH.
+    run = start_run(config(tmp_path, generations=None, time_limit=4.0, backend="ray",
+                           population=32, min_population=4, monitor_interval=0.2,
+                           thresholds={"elevated": 0.001, "high": 0.002, "critical": 0.97,
+                                       "emergency": 0.99}))
+    summary = run.execute()
+    run_events = events(tmp_path / "run")
+    acks = [e for e in run_events if e["event"] == "ack" and e["command"] == "shrink"]
+    assert acks and all(e["population"] < 32 for e in acks)  # the actors shrank themselves
+    assert "high" in [e["level"] for e in summary["pressure_events"]]
+    # One node, one domain: the node, with the budget computed on it; events name no domain.
+    node = ray.get_runtime_context().get_node_id()
+    domains = run.parts.pressure.domains
+    assert list(domains) == [node]
+    assert domains[node].budget_bytes == run.parts.backend.nodes[node].budget_bytes > 0
+    assert domains[node].monitor.peak_bytes == summary["peak_memory_bytes"] > 0
+    assert not any("domain" in e for e in run_events if e["event"] in ("pressure", "action"))
+    assert "pressure_domains" not in summary
+
+
 def spec(tmp_path, island=0, **values):
     return WorkerSpec(island_id=island, n_islands=1, run_id="raytest", problem_spec="sphere:dim=8",
                       params=IslandParams(population=16, chunk_size=8),
