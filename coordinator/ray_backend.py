@@ -63,7 +63,7 @@ from islands.channel import QueueChannel
 from islands.errors import InputError
 from islands.protocol import TO_COORDINATOR, ProtocolStats, ToIsland, decode, encode
 from islands.worker import EXIT_ERROR, WorkerSpec, serve_island
-from memory.budget import default_reserve_bytes, format_bytes
+from memory.budget import format_bytes
 from memory.probe import ProcessMemory, own_memory
 
 logger = logging.getLogger("islands.run")
@@ -351,11 +351,16 @@ class RayBackend:
         return reading
 
     def domains(self) -> list[Domain]:
-        """One per node whose budget was computed (before `share`: the whole run)."""
+        """One per node (before `share`: the whole run). A node whose budget was not
+        computed (it joined later, or did not answer in time) but runs islands is held to
+        the smallest budget that was."""
         if not self.nodes:
             return [WHOLE_RUN]
-        return [Domain(node.node_id, node.budget_bytes, default_reserve_bytes(node.total_bytes))
-                for node in self.nodes.values()]
+        known = [Domain(node.node_id, node.budget_bytes, node.reserve_bytes)
+                 for node in self.nodes.values()]
+        smallest = min(known, key=lambda domain: domain.budget_bytes)
+        unknown = sorted(set(self.node_of.values()) - set(self.nodes))
+        return known + [dataclasses.replace(smallest, name=node) for node in unknown]
 
     def domain_of(self, worker: int) -> str | None:
         if not self.nodes:

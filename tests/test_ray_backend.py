@@ -119,6 +119,22 @@ def test_pressure_on_the_node_shrinks_its_actors_against_the_budget_computed_the
     assert "pressure_domains" not in summary
 
 
+def test_every_node_that_runs_islands_is_a_domain():
+    from coordinator.backend import WHOLE_RUN
+    from coordinator.ray_nodes import NodeBudget
+
+    backend = RayBackend()
+    assert backend.domains() == [WHOLE_RUN] and backend.domain_of(0) == WHOLE_RUN.name
+    backend.nodes = {"big": NodeBudget("big", "h1", 8 << 30, 16 << 30, 12 << 30, 4.0),
+                     "small": NodeBudget("small", "h2", 2 << 30, 4 << 30, 3 << 30, 2.0)}
+    backend.node_of = {0: "big", 1: "small", 2: "late"}  # "late" did not answer in time
+    domains = {d.name: d for d in backend.domains()}
+    assert domains["big"].budget_bytes == 8 << 30
+    assert domains["big"].reserve_bytes == (16 << 30) // 10  # 10 % of 16 GiB, under 2 GiB
+    assert domains["late"].budget_bytes == 2 << 30  # held to the smallest known budget
+    assert [backend.domain_of(i) for i in (0, 1, 2, 3)] == ["big", "small", "late", None]
+
+
 def spec(tmp_path, island=0, **values):
     return WorkerSpec(island_id=island, n_islands=1, run_id="raytest", problem_spec="sphere:dim=8",
                       params=IslandParams(population=16, chunk_size=8),
