@@ -3,7 +3,8 @@
 Covers: run configuration (`config`), auto-configuration from the memory budget and
 cores (`autoconfig`), putting a run together (`setup`) and its short loop (`run`), the
 parts it wires: `supervisor` (start, restart, liveness), `router` (migrants, source
-news), `pressure` (memory samples -> `policy` -> commands), `best` (best solution),
+news), `pressure` (memory samples -> `policy` -> commands, per domain: `pressure_domains`),
+`best` (best solution),
 `state` (run directory, lock, coordinator checkpoint, resume), `events` (the bus and
 `events.jsonl`), `observers` (summary recorder), `summary`; watching and reviewing a
 run: `watch` (run.log, progress lines, end-of-run report and history), `view` and
