@@ -10,6 +10,11 @@ feasible timetable; then a summary line.
 
     .venv/bin/python benchmarks/quality.py --direct --time-limit 60 --instances comp01,comp07
     .venv/bin/python benchmarks/quality.py --time-limit 180 --islands 2
+    .venv/bin/python benchmarks/quality.py --compare --time-limit 60 --islands 2
+    .venv/bin/python benchmarks/quality.py --time-limit 180 --seeds 0,1,2 --instances comp05,comp07,comp12
+
+--compare alternates one process and the islands per instance (both columns from the same
+minutes of the same machine); --seeds gives median, min and max over seeds.
 
 Wall-clock figures depend on the machine and on what else runs on it.
 """
@@ -108,21 +113,24 @@ def fmt(value, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-limit", type=float, default=180.0)
-    parser.add_argument("--islands", type=int, default=2)
-    parser.add_argument("--instances", default="", help="comma list, e.g. comp01,comp07 (default: all)")
-    parser.add_argument("--direct", action="store_true", help="single process, no coordinator")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if not ITC_DIR.exists():
-        print(f"ITC-2007 instances not found at {ITC_DIR}", file=sys.stderr)
-        return 2
-    names = [n.strip() for n in args.instances.split(",") if n.strip()] or sorted(
-        p.stem for p in ITC_DIR.glob("comp*.ctt")
-    )
-    reference = best_known()
+def run_one(path: Path, args: argparse.Namespace, seed: int, direct: bool) -> dict:
+    if direct:
+        return run_direct(path, args.time_limit, seed)
+    return run_coordinator(path, args.time_limit, args.islands, seed)
+
+
+def cost(result: dict) -> float:
+    """Soft cost of a feasible result; infinity for errors and infeasible ones."""
+    if "error" in result or int(result["hard_violations"]) > 0:
+        return float("inf")
+    return float(result["soft_cost"])
+
+
+def seeds_of(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def print_table(names: list[str], args: argparse.Namespace, reference: dict) -> None:
     mode = "direct (1 process)" if args.direct else f"coordinator, {args.islands} islands"
     print(f"# ITC-2007 track 3, {mode}, time limit {args.time_limit:g} s, seed {args.seed}")
     header = f"{'instance':<9} {'hard':>5} {'soft':>6} {'best':>5} {'muller':>7} {'ratio':>6} {'feasible_s':>10} {'elapsed_s':>9}"
@@ -130,14 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     feasible = within_two = at_muller = 0
     for name in names:
-        path = ITC_DIR / f"{name}.ctt"
-        if not path.exists():
-            print(f"{name:<9} missing")
-            continue
-        if args.direct:
-            result = run_direct(path, args.time_limit, args.seed)
-        else:
-            result = run_coordinator(path, args.time_limit, args.islands, args.seed)
+        result = run_one(ITC_DIR / f"{name}.ctt", args, args.seed, args.direct)
         ref = reference.get(name, {})
         if "error" in result:
             print(f"{name:<9} {result['error']}")
@@ -160,7 +161,88 @@ def main(argv: list[str] | None = None) -> int:
         f"summary: feasible {feasible}/{len(names)}, within 2x best known {within_two}/{len(names)}, "
         f"at or below Müller's average {at_muller}/{len(names)}"
     )
+
+
+def print_comparison(names: list[str], args: argparse.Namespace, reference: dict) -> None:
+    """One process against N islands, alternated per instance and seed (same machine,
+    same minutes), soft cost (inf: not feasible)."""
+    seeds = seeds_of(args.seeds) or [args.seed]
+    print(f"# ITC-2007 track 3, one process (--direct) against {args.islands} islands, "
+          f"time limit {args.time_limit:g} s each, seeds {','.join(map(str, seeds))}; "
+          "median soft cost (min-max over seeds)")
+    header = f"{'instance':<9} {'one_process':>17} {'islands':>17} {'muller':>7} {'islands<=one':>12}"
+    print(header)
+    print("-" * len(header))
+    wins = ties = at_muller = 0
+    for name in names:
+        path = ITC_DIR / f"{name}.ctt"
+        one, many = [], []
+        for seed in seeds:
+            one.append(cost(run_one(path, args, seed, True)))
+            many.append(cost(run_one(path, args, seed, False)))
+        muller = reference.get(name, {}).get("muller_avg")
+        one_median, many_median = float(np.median(one)), float(np.median(many))
+        wins += many_median < one_median
+        ties += many_median == one_median
+        at_muller += muller is not None and many_median <= muller
+        print(f"{name:<9} {spread(one):>17} {spread(many):>17} {fmt(muller, '.1f'):>7} "
+              f"{'yes' if many_median <= one_median else 'no':>12}", flush=True)
+    print(f"summary: islands at or below one process on {wins + ties}/{len(names)} "
+          f"(better on {wins}, equal on {ties}); islands at or below Müller's average "
+          f"on {at_muller}/{len(names)}")
+
+
+def spread(values: list[float]) -> str:
+    median = float(np.median(values))
+    if len(values) == 1:
+        return f"{median:g}"
+    return f"{median:g} ({min(values):g}-{max(values):g})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-limit", type=float, default=180.0)
+    parser.add_argument("--islands", type=int, default=2)
+    parser.add_argument("--instances", default="", help="comma list, e.g. comp01,comp07 (default: all)")
+    parser.add_argument("--direct", action="store_true", help="single process, no coordinator")
+    parser.add_argument("--compare", action="store_true",
+                        help="one process (--direct) and the islands side by side, per instance")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="",
+                        help="comma list of seeds: median (min-max) per instance, e.g. 0,1,2")
+    args = parser.parse_args(argv)
+    if not ITC_DIR.exists():
+        print(f"ITC-2007 instances not found at {ITC_DIR}", file=sys.stderr)
+        return 2
+    names = [n.strip() for n in args.instances.split(",") if n.strip()] or sorted(
+        p.stem for p in ITC_DIR.glob("comp*.ctt")
+    )
+    missing = [name for name in names if not (ITC_DIR / f"{name}.ctt").exists()]
+    if missing:
+        print(f"instances not found in {ITC_DIR}: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    reference = best_known()
+    if args.compare or args.seeds:
+        print_comparison(names, args, reference) if args.compare else print_seeds(names, args, reference)
+    else:
+        print_table(names, args, reference)
     return 0
+
+
+def print_seeds(names: list[str], args: argparse.Namespace, reference: dict) -> None:
+    """Soft cost over several seeds of one mode: median, min, max."""
+    seeds = seeds_of(args.seeds)
+    mode = "direct (1 process)" if args.direct else f"coordinator, {args.islands} islands"
+    print(f"# ITC-2007 track 3, {mode}, time limit {args.time_limit:g} s, seeds "
+          f"{','.join(map(str, seeds))}; soft cost (inf: not feasible)")
+    header = f"{'instance':<9} {'median':>7} {'min':>6} {'max':>6} {'muller':>7} {'runs':>20}"
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        costs = [cost(run_one(ITC_DIR / f"{name}.ctt", args, seed, args.direct)) for seed in seeds]
+        muller = reference.get(name, {}).get("muller_avg")
+        print(f"{name:<9} {float(np.median(costs)):>7g} {min(costs):>6g} {max(costs):>6g} "
+              f"{fmt(muller, '.1f'):>7} {' '.join(f'{c:g}' for c in costs):>20}", flush=True)
 
 
 if __name__ == "__main__":

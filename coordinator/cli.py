@@ -26,12 +26,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from coordinator.config import RunConfig, resolve_config
+from coordinator.config import RunConfig, resolve_config, spec_text
 from coordinator.flags import add_config_flags, flag_values
 from coordinator.review_cli import register_commands as register_review_commands
 from coordinator.signals import STOP_EXIT_CODES
 from coordinator.summary import islands_version
 from islands.errors import InputError
+from islands.problem import ProblemSpecError, parse_spec
 from memory.budget import BudgetError
 
 PROG = "islands"
@@ -83,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("problem", nargs="?", metavar="PROBLEM_SPEC",
                      help="e.g. rastrigin:dim=50, heavy:mb=20, timetable:term.ctt or term.ctt")
     run.add_argument("--config", metavar="FILE.toml", help="settings file (flags win over it)")
+    run.add_argument("--initial", metavar="OLD.sol",
+                     help="timetables: start from this earlier timetable (last night's) on "
+                          "today's instance; what still fits is kept, the rest repaired")
+    run.add_argument("--stability", type=int, metavar="W",
+                     help="timetables with --initial: what each lecture moved away from its "
+                          "old period or room costs (default 5; 0: a plain warm start)")
     add_config_flags(run)
     run.set_defaults(func=command_run)
     resume = commands.add_parser(
@@ -132,7 +139,23 @@ def set_up_logging(quiet: bool) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    return resolve_config(toml_path=args.config, flags=flag_values(args))
+    config = resolve_config(toml_path=args.config, flags=flag_values(args))
+    warm = {}
+    if getattr(args, "initial", None):
+        warm["initial"] = str(Path(args.initial).resolve())  # islands may run elsewhere
+    if getattr(args, "stability", None) is not None:
+        warm["stability"] = args.stability
+    if warm:
+        if not config.problem:
+            raise InputError("--initial/--stability need a timetable: islands run TERM.ctt "
+                             "--initial OLD.sol")
+        try:
+            parsed = parse_spec(config.problem)
+        except ProblemSpecError as error:
+            raise InputError(str(error)) from None
+        # The flags win over the same parameters written in the spec.
+        config.problem = spec_text(parsed.name, {**parsed.params, **warm})
+    return config
 
 
 def check_backend(config: RunConfig) -> None:

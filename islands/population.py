@@ -269,14 +269,30 @@ class StreamingPopulation:
         """
         replace_worst(self.genomes, self.fitness, genomes, fitness)
 
+    def _continue_trajectories(self, rng: np.random.Generator) -> None:
+        """A trajectory problem's generation: every member's search goes on from where it
+        was, and each member is replaced by its own result (never by another's, which
+        would hand two members one search state)."""
+        improved, fitness = self.problem.improve(self.genomes.copy(), self.fitness.copy(), rng)
+        self._evaluations += len(fitness)  # each member's result, as a child would count
+        self.remember(improved, fitness)
+        better = fitness <= self.fitness
+        self.genomes[better] = improved[better]
+        self.fitness[better] = fitness[better]
+
     def breed(self, rng: np.random.Generator) -> GenerationStats:
-        """One generation: `size` offspring in chunks, each merged into the survivors at once."""
+        """One generation: `size` offspring in chunks, each merged into the survivors at once.
+
+        A trajectory problem (`CompleteProblem.trajectory`) instead continues one local
+        search per member, all members in one call (such populations are a handful)."""
         if not self.initialised:
             raise RuntimeError("population not initialised: call initialise() first")
         self._rng = rng
         self._reset_counters()
         previous_best = float(np.nanmin(self.fitness))
-        if self.streaming:
+        if self.problem.trajectory and self.improve_count != 0:
+            self._continue_trajectories(rng)
+        elif self.streaming:
             chunk = self.effective_chunk_size
             for start in range(0, self.size, chunk):
                 children, fitness = self._evaluated_offspring(rng, min(chunk, self.size - start))

@@ -96,6 +96,11 @@ class CompleteProblem:
       (immigrants, checkpoints) are checked with it before anything evaluates them: a
       compiled kernel indexed by an out-of-range gene reads past its arrays.
     - `target_fitness`: None (no known optimum); `solution_suffix`: ".npy".
+    - `trajectory`: False. True: `improve` is one continuing local search per member
+      (annealing); each generation passes every survivor to it as is (no selection,
+      crossover, mutation) and a member is replaced only by its own result
+      (`islands.population`). The problem keeps each member's search state between
+      calls; a member better than its search has seen (an immigrant) restarts from there.
     """
 
     def __init__(self, problem: Any) -> None:
@@ -189,6 +194,10 @@ class CompleteProblem:
     @property
     def has_improve(self) -> bool:
         return hasattr(self.inner, "improve")
+
+    @property
+    def trajectory(self) -> bool:
+        return self.has_improve and bool(getattr(self.inner, "trajectory", False))
 
     def shared_arrays(self) -> dict[str, np.ndarray]:
         if hasattr(self.inner, "shared_arrays"):

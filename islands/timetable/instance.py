@@ -2,7 +2,8 @@
 
 Covers: parsing a `.ctt` file into an `Instance` with strict checks (every user error is
 one `InputError` line naming the file and line) and writing it back in the competition's
-layout. `Instance` itself (its parts and the derived data the evaluators need: lecture ->
+layout, and the instance as plain arrays for shared memory (`instance_arrays`,
+`instance_from_arrays`). `Instance` itself (its parts and the derived data the evaluators need: lecture ->
 course, course conflicts, curricula per course, availability) lives in
 `islands.timetable.model` and is re-exported here.
 
@@ -19,7 +20,7 @@ import numpy as np
 from islands.errors import InputError, read_user_text
 from islands.timetable.model import Instance, _csr
 
-__all__ = ["Instance", "format_ctt", "read_ctt", "write_ctt"]
+__all__ = ["Instance", "format_ctt", "instance_arrays", "instance_from_arrays", "read_ctt", "write_ctt"]
 
 HEADER_KEYS = ("Name", "Courses", "Rooms", "Days", "Periods_per_day", "Curricula", "Constraints")
 SECTIONS = ("COURSES:", "ROOMS:", "CURRICULA:", "UNAVAILABILITY_CONSTRAINTS:")
@@ -243,3 +244,61 @@ def write_ctt(instance: Instance, path: str | Path) -> Path:
     path = Path(path)
     path.write_text(format_ctt(instance), encoding="utf-8")
     return path
+
+
+_INT_ARRAYS = (
+    "course_lectures",
+    "course_min_days",
+    "course_students",
+    "room_capacity",
+    "curriculum_offsets",
+    "curriculum_members",
+)
+
+
+def _names_blob(instance: Instance) -> np.ndarray:
+    parts = [
+        instance.name,
+        "\t".join(instance.course_names),
+        "\t".join(instance.course_teachers),
+        "\t".join(instance.room_names),
+        "\t".join(instance.curriculum_names),
+    ]
+    return np.frombuffer("\n".join(parts).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def _split(text: str) -> list[str]:
+    return text.split("\t") if text else []
+
+def instance_arrays(instance: Instance) -> dict[str, np.ndarray]:
+    """The instance as plain arrays (names as one UTF-8 byte array), for shared memory;
+    `instance_from_arrays` rebuilds it."""
+    arrays = {name: np.ascontiguousarray(getattr(instance, name)) for name in _INT_ARRAYS}
+    arrays["unavailability"] = np.ascontiguousarray(instance.unavailability.reshape(-1, 3))
+    arrays["calendar"] = np.array([instance.days, instance.periods_per_day], dtype=np.int32)
+    arrays["names"] = _names_blob(instance)
+    return arrays
+
+
+def instance_from_arrays(arrays: dict[str, np.ndarray]) -> Instance:
+    """The instance `instance_arrays` (or shared-memory views of them) describe."""
+    name, courses, teachers, rooms, curricula = (
+        bytes(np.asarray(arrays["names"])).decode("utf-8").split("\n")
+    )
+    days, periods_per_day = (int(x) for x in arrays["calendar"])
+    return Instance(
+        name=name,
+        days=days,
+        periods_per_day=periods_per_day,
+        course_names=_split(courses),
+        course_teachers=_split(teachers),
+        course_lectures=np.array(arrays["course_lectures"]),
+        course_min_days=np.array(arrays["course_min_days"]),
+        course_students=np.array(arrays["course_students"]),
+        room_names=_split(rooms),
+        room_capacity=np.array(arrays["room_capacity"]),
+        curriculum_names=_split(curricula),
+        curriculum_offsets=np.array(arrays["curriculum_offsets"]),
+        curriculum_members=np.array(arrays["curriculum_members"]),
+        unavailability=np.array(arrays["unavailability"]),
+    )

@@ -10,7 +10,7 @@ Does not cover: the Python-facing problem (`islands.timetable.problem`) or the r
 reference evaluator (`islands.timetable.validate`), which tests compare with this one.
 
 Layout: a genome holds one int32 slot per lecture, `slot = period * R + room`.
-`data` is the tuple built by `problem.kernel_data()`; index names are the constants below.
+`data` is the tuple built by `kernel_data()`; index names are the constants below.
 Search state invariant: no two lectures share a slot and no course has two lectures in
 one period, so Lectures and RoomOccupancy stay 0 and only Conflicts and Availability
 can be violated during the search.
@@ -18,15 +18,70 @@ can be violated during the search.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numba import njit
+
+if TYPE_CHECKING:
+    from islands.timetable.model import Instance
 
 # dims array
 D_ROOMS, D_PERIODS, D_DAYS, D_PPD, D_COURSES, D_CURRICULA, D_LECTURES = range(7)
 MWD_WEIGHT = 5
 COMPACT_WEIGHT = 2
 # cost component indices of the search state
-K_CONFLICTS, K_AVAIL, K_CAPACITY, K_MWD, K_COMPACT, K_STABILITY = range(6)
+K_CONFLICTS, K_AVAIL, K_CAPACITY, K_MWD, K_COMPACT, K_STABILITY, K_MOVED = range(7)
+
+
+def kernel_data(
+    instance: Instance, previous_course: np.ndarray | None = None,
+    previous_weight: np.ndarray | None = None,
+) -> tuple:
+    """The tuple of arrays the kernels unpack (order fixed here).
+
+    `previous_course` [slots]: the course that held each slot in an earlier timetable
+    (-1 none); `previous_weight` [courses]: what a lecture of that course costs when it
+    sits in a slot its course did not hold then (0: no earlier timetable, or no cost).
+    """
+    dims = np.array(
+        [
+            instance.n_rooms,
+            instance.n_periods,
+            instance.days,
+            instance.periods_per_day,
+            instance.n_courses,
+            instance.n_curricula,
+            instance.n_lectures,
+        ],
+        dtype=np.int64,
+    )
+    i32 = np.int32
+    periods = np.arange(instance.n_periods, dtype=i32)
+    slots = np.arange(instance.n_periods * instance.n_rooms, dtype=i32)
+    return (
+        dims,
+        instance.lecture_course.astype(i32),
+        instance.course_first_lecture.astype(i32),
+        instance.course_lectures.astype(i32),
+        instance.course_min_days.astype(i32),
+        instance.course_students.astype(i32),
+        instance.room_capacity.astype(i32),
+        instance.available.reshape(-1).astype(i32),
+        instance.conflict_offsets.astype(i32),
+        instance.conflict_courses.astype(i32),
+        instance.course_curricula_offsets.astype(i32),
+        instance.course_curricula.astype(i32),
+        instance.curriculum_offsets.astype(i32),
+        instance.curriculum_members.astype(i32),
+        # Lookup tables so the search loop does no integer division.
+        (periods % instance.periods_per_day).astype(i32),
+        (slots // instance.n_rooms).astype(i32),
+        (slots % instance.n_rooms).astype(i32),
+        # The stability cost of a warm start (kernel_data's docstring).
+        np.full(len(slots), -1, i32) if previous_course is None else previous_course.astype(i32),
+        np.zeros(instance.n_courses, i32) if previous_weight is None else previous_weight.astype(i32),
+    )
 
 
 @njit(cache=True, inline="always")
@@ -41,7 +96,7 @@ def evaluate_one(genome, data, out):
     room occupancy, capacity, min working days (x5), compactness (x2), stability."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     R = dims[D_ROOMS]
     P = dims[D_PERIODS]
     ppd = dims[D_PPD]
@@ -169,20 +224,20 @@ def new_state(dims):
         np.zeros(C * R, np.int32),  # room_count
         np.zeros(C, np.int32),  # rooms_used
         np.zeros(Q * P, np.int32),  # curr_load
-        np.zeros(6, np.int64),  # cost components
+        np.zeros(7, np.int64),  # cost components
     )
 
 
 def state_nbytes(dims) -> int:
     R, P, D, ppd, C, Q, L = (int(x) for x in dims[:7])
-    return 4 * (P * R + 2 * L + 2 * C * P + C * D + C * R + 2 * C + Q * P) + 48
+    return 4 * (P * R + 2 * L + 2 * C * P + C * D + C * R + 2 * C + Q * P) + 56
 
 
 @njit(cache=True, inline="always")
 def _insert(lecture, s, data, state):
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -199,6 +254,8 @@ def _insert(lecture, s, data, state):
     if available[c * P + p] == 0:
         cost[K_AVAIL] += 1
     cost[K_CAPACITY] += _over(students, capacity, c, r)
+    if prev_weight[c] > 0 and prev_course[s] != c:
+        cost[K_MOVED] += prev_weight[c]
     course_room_at[c * P + p] = r
     d = p // ppd
     if day_count[c * D + d] == 0:
@@ -223,7 +280,7 @@ def _insert(lecture, s, data, state):
 def _remove(lecture, data, state):
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -240,6 +297,8 @@ def _remove(lecture, data, state):
     if available[c * P + p] == 0:
         cost[K_AVAIL] -= 1
     cost[K_CAPACITY] -= _over(students, capacity, c, r)
+    if prev_weight[c] > 0 and prev_course[s] != c:
+        cost[K_MOVED] -= prev_weight[c]
     course_room_at[c * P + p] = -1
     d = p // ppd
     day_count[c * D + d] -= 1
@@ -297,7 +356,7 @@ def _isolated_change_add(load, base, p, ppd, period_pos):
 @njit(cache=True, inline="always")
 def _delta_move(c, p1, r1, p2, r2, partner, R, P, ppd, D, students, capacity, available,
                 min_days, ccur_off, ccur_list, period_pos, nb_present, day_count, days_used,
-                room_count, rooms_used, curr_load):
+                room_count, rooms_used, curr_load, prev_course, prev_weight):
     """(hard, soft) change of moving a lecture of course c from (p1, r1) to (p2, r2), a
     free slot, without changing the state. The course must not already be in p2 (unless
     p2 is p1). Curricula shared with course `partner` (-1: none) are left out: in a swap
@@ -307,6 +366,8 @@ def _delta_move(c, p1, r1, p2, r2, partner, R, P, ppd, D, students, capacity, av
     """
     hard = 0
     soft = 0
+    if prev_weight[c] > 0:
+        soft += prev_weight[c] * ((prev_course[p2 * R + r2] != c) - (prev_course[p1 * R + r1] != c))
     if r1 != r2:
         soft += _over(students, capacity, c, r2) - _over(students, capacity, c, r1)
         rooms = rooms_used[c]
@@ -370,7 +431,8 @@ def _adjacent(c, other, conf_off, conf_list):
 @njit(cache=True, inline="always")
 def _delta_swap(c, s1, c2, s2, R, P, ppd, D, slot_period, slot_room, conf_off, conf_list,
                 students, capacity, available, min_days, ccur_off, ccur_list, period_pos,
-                nb_present, day_count, days_used, room_count, rooms_used, curr_load):
+                nb_present, day_count, days_used, room_count, rooms_used, curr_load,
+                prev_course, prev_weight):
     """(hard, soft) change of swapping the slots s1 (course c) and s2 (course c2 != c),
     neither course already in the other's period."""
     p1 = slot_period[s1]
@@ -378,11 +440,11 @@ def _delta_swap(c, s1, c2, s2, R, P, ppd, D, slot_period, slot_room, conf_off, c
     h1, f1 = _delta_move(c, p1, slot_room[s1], p2, slot_room[s2], c2, R, P, ppd, D,
                          students, capacity, available, min_days, ccur_off, ccur_list,
                          period_pos, nb_present, day_count, days_used, room_count,
-                         rooms_used, curr_load)
+                         rooms_used, curr_load, prev_course, prev_weight)
     h2, f2 = _delta_move(c2, p2, slot_room[s2], p1, slot_room[s1], c, R, P, ppd, D,
                          students, capacity, available, min_days, ccur_off, ccur_list,
                          period_pos, nb_present, day_count, days_used, room_count,
-                         rooms_used, curr_load)
+                         rooms_used, curr_load, prev_course, prev_weight)
     hard = h1 + h2
     if p1 != p2 and _adjacent(c, c2, conf_off, conf_list):
         hard -= 2  # each counted the other as present in its new period
@@ -396,14 +458,14 @@ def _hard(cost):
 
 @njit(cache=True, inline="always")
 def _soft(cost):
-    return cost[K_CAPACITY] + cost[K_MWD] + cost[K_COMPACT] + cost[K_STABILITY]
+    return cost[K_CAPACITY] + cost[K_MWD] + cost[K_COMPACT] + cost[K_STABILITY] + cost[K_MOVED]
 
 
 @njit(cache=True)
 def _clear_state(data, state):
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     slot_lecture[:] = -1
@@ -427,7 +489,7 @@ def _best_free_slot(lecture, data, state, spread_days):
     -1 when there is none."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -468,7 +530,7 @@ def load_state(genome, data, state):
     when some lecture finds no free slot at all (the instance is too full)."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     R = dims[D_ROOMS]
@@ -502,7 +564,7 @@ def construct(genome, seed, data, state):
     conflicts, many lectures), each lecture to its cheapest free slot."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     np.random.seed(seed)
@@ -535,6 +597,21 @@ def construct(genome, seed, data, state):
 
 
 @njit(cache=True)
+def moved_cost(genome, data):
+    """The stability cost of a genome: each lecture in a slot its course did not hold in
+    the earlier timetable costs its course's weight (`kernel_data`)."""
+    lecture_course = data[1]
+    prev_course = data[17]
+    prev_weight = data[18]
+    total = 0
+    for lecture in range(len(genome)):
+        c = lecture_course[lecture]
+        if prev_weight[c] > 0 and prev_course[genome[lecture]] != c:
+            total += prev_weight[c]
+    return total
+
+
+@njit(cache=True)
 def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight, period_only,
            room_only, verify_every, data, state, best_genome, result):
     """Simulated annealing from `genome` (repaired first) with move and swap neighbours.
@@ -547,7 +624,7 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
     """
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     np.random.seed(seed)
@@ -613,7 +690,7 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
             dh, ds = _delta_move(c, p1, r1, p2, r2, -1, R, P, ppd, D, students, capacity,
                                  available, min_days, ccur_off, ccur_list, period_pos,
                                  nb_present, day_count, days_used, room_count, rooms_used,
-                                 curr_load)
+                                 curr_load, prev_course, prev_weight)
             delta = weight * dh + ds
             if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
                 continue
@@ -638,7 +715,8 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
             dh, ds = _delta_swap(c, s1, c2, s2, R, P, ppd, D, slot_period, slot_room,
                                  conf_off, conf_list, students, capacity, available,
                                  min_days, ccur_off, ccur_list, period_pos, nb_present,
-                                 day_count, days_used, room_count, rooms_used, curr_load)
+                                 day_count, days_used, room_count, rooms_used, curr_load,
+                                 prev_course, prev_weight)
             delta = weight * dh + ds
             if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
                 continue
@@ -670,13 +748,13 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
         if verify_every > 0 and accepted % verify_every == 0:
             evaluate_one(lecture_slot, data, check)
             if (check[0] != 0 or check[3] != 0 or check[1] + check[2] != hard
-                    or check[4] + check[5] + check[6] + check[7] != soft):
+                    or check[4] + check[5] + check[6] + check[7] + moved_cost(lecture_slot, data) != soft):
                 mismatches += 1
     if at_best:
         best_genome[:] = lecture_slot
     evaluate_one(best_genome, data, check)
     result[0] = check[0] + check[1] + check[2] + check[3]
-    result[1] = check[4] + check[5] + check[6] + check[7]
+    result[1] = check[4] + check[5] + check[6] + check[7] + moved_cost(best_genome, data)
     result[2] = evaluations
     result[3] = accepted
     result[4] = mismatches
@@ -690,7 +768,7 @@ def mutate_one(genome, seed, n_changes, kempe_prob, data, state):
     Kempe chains (swap two periods for a connected set of conflicting courses)."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
      room_count, rooms_used, curr_load, cost) = state
     np.random.seed(seed)
@@ -804,7 +882,7 @@ def crossover_courses(parent_a, parent_b, seed, share_b, data, state, child):
     probability share_b); clashes are then repaired."""
     (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
      available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
-     period_pos, slot_period, slot_room) = data
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
     np.random.seed(seed)
     C = dims[D_COURSES]
     for c in range(C):

@@ -15,6 +15,7 @@ instance and its file formats (`model`, `instance`, `solution`), the reference e
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -23,79 +24,20 @@ import numpy as np
 
 from islands.errors import InputError
 from islands.timetable import kernels
-from islands.timetable.instance import read_ctt
+from islands.timetable.instance import instance_arrays, instance_from_arrays, read_ctt
 from islands.timetable.model import Instance
 from islands.timetable.settings import CoolingSchedule, SearchSettings
 from islands.timetable.solution import genome_to_entries, write_sol
+from islands.timetable.trajectory import Trajectories
+from islands.timetable.warm import DEFAULT_STABILITY, WARM_T_START, WarmStart
+
+logger = logging.getLogger(__name__)
+DEFAULT_T_START = 3.0
 
 HARD_WEIGHT = 10_000
 # Construction's repair phase: hard violations only (see `random`).
 REPAIR_HARD_WEIGHT = 1000.0
 REPAIR_TEMPERATURES = (500.0, 30.0)
-
-_INT_ARRAYS = (
-    "course_lectures",
-    "course_min_days",
-    "course_students",
-    "room_capacity",
-    "curriculum_offsets",
-    "curriculum_members",
-)
-
-
-def kernel_data(instance: Instance) -> tuple:
-    """The tuple of arrays the kernels unpack (order fixed in `kernels`)."""
-    dims = np.array(
-        [
-            instance.n_rooms,
-            instance.n_periods,
-            instance.days,
-            instance.periods_per_day,
-            instance.n_courses,
-            instance.n_curricula,
-            instance.n_lectures,
-        ],
-        dtype=np.int64,
-    )
-    i32 = np.int32
-    periods = np.arange(instance.n_periods, dtype=i32)
-    slots = np.arange(instance.n_periods * instance.n_rooms, dtype=i32)
-    return (
-        dims,
-        instance.lecture_course.astype(i32),
-        instance.course_first_lecture.astype(i32),
-        instance.course_lectures.astype(i32),
-        instance.course_min_days.astype(i32),
-        instance.course_students.astype(i32),
-        instance.room_capacity.astype(i32),
-        instance.available.reshape(-1).astype(i32),
-        instance.conflict_offsets.astype(i32),
-        instance.conflict_courses.astype(i32),
-        instance.course_curricula_offsets.astype(i32),
-        instance.course_curricula.astype(i32),
-        instance.curriculum_offsets.astype(i32),
-        instance.curriculum_members.astype(i32),
-        # Lookup tables so the search loop does no integer division.
-        (periods % instance.periods_per_day).astype(i32),
-        (slots // instance.n_rooms).astype(i32),
-        (slots % instance.n_rooms).astype(i32),
-    )
-
-
-def _names_blob(instance: Instance) -> np.ndarray:
-    parts = [
-        instance.name,
-        "\t".join(instance.course_names),
-        "\t".join(instance.course_teachers),
-        "\t".join(instance.room_names),
-        "\t".join(instance.curriculum_names),
-    ]
-    return np.frombuffer("\n".join(parts).encode("utf-8"), dtype=np.uint8).copy()
-
-
-def _split(text: str) -> list[str]:
-    return text.split("\t") if text else []
-
 
 def _setting(name: str, doc: str = "") -> property:
     """A read-only view of one of the search settings (`problem.settings.NAME`)."""
@@ -117,6 +59,8 @@ class TimetableProblem:
     feasible_below = float(HARD_WEIGHT)
     solution_suffix = ".sol"
     genome_dtype = np.dtype(np.int32)
+    # improve() continues one annealing per member across calls (islands.problem).
+    trajectory = True
     # Said when warm_up() takes long: a cold numba cache (the first run after install).
     warm_up_note = "Compiling the timetable kernels, first run only, about a minute"
 
@@ -124,23 +68,36 @@ class TimetableProblem:
         self,
         path: str = "",
         ls_moves: int = 200_000,
-        t_start: float = 3.0,
+        t_start: float | None = None,
         t_end: float = 0.08,
         ls_hard_weight: float = 40.0,
         period_only: float = 0.35,
         room_only: float = 0.1,
         mutate_changes: int = 3,
         kempe_prob: float = 0.3,
-        population: int = 2,
+        population: int = 1,
         anneal_s: float | None = None,
         repair_moves: int = 300_000,
         crossover_share: float = 0.2,
+        initial: str = "",
+        stability: int | None = None,
         instance: Instance | None = None,
+        warm: WarmStart | None = None,
     ) -> None:
         if instance is None:
             if not path:
                 raise InputError("timetable problem needs an instance: timetable:PATH.ctt")
             instance = read_ctt(path)
+        if stability is not None and not (initial or warm):
+            raise InputError("timetable: stability needs an initial timetable (initial=OLD.sol)")
+        if warm is None and initial:
+            warm = WarmStart.read(initial, instance, DEFAULT_STABILITY if stability is None else stability)
+            for line in warm.carried.skipped:
+                logger.warning("initial timetable: %s", line)
+        if t_start is None:
+            t_start = WARM_T_START if warm is not None else DEFAULT_T_START
+        self.warm = warm
+        self.initial = str(initial)
         self.settings = SearchSettings(
             ls_moves=ls_moves, t_start=t_start, t_end=t_end, ls_hard_weight=ls_hard_weight,
             period_only=period_only, room_only=room_only, mutate_changes=mutate_changes,
@@ -150,7 +107,8 @@ class TimetableProblem:
         self.path = str(path)
         self.instance = instance
         self.cooling = CoolingSchedule(self.settings.t_start, self.settings.t_end, anneal_s)
-        self.data = kernel_data(instance)
+        self.data = (kernels.kernel_data(instance) if warm is None else kernels.kernel_data(
+            instance, warm.previous_course, warm.previous_weight))
         self.genome_shape = (instance.n_lectures,)
         dims = self.data[0]
         evaluate_bytes = 4 * (
@@ -161,6 +119,7 @@ class TimetableProblem:
         self.individual_bytes = int(
             max(kernels.state_nbytes(dims), evaluate_bytes) + 2 * 4 * instance.n_lectures
         )
+        self.trajectories = Trajectories()
         self._state = None
 
     ls_moves = _setting("ls_moves")
@@ -183,39 +142,22 @@ class TimetableProblem:
     # -- shared memory ---------------------------------------------------------------
     def shared_arrays(self) -> dict[str, np.ndarray]:
         """The instance as plain arrays; `attach` rebuilds the problem from them."""
-        inst = self.instance
-        arrays = {name: np.ascontiguousarray(getattr(inst, name)) for name in _INT_ARRAYS}
-        arrays["unavailability"] = np.ascontiguousarray(inst.unavailability.reshape(-1, 3))
-        arrays["calendar"] = np.array([inst.days, inst.periods_per_day], dtype=np.int32)
-        arrays["names"] = _names_blob(inst)
+        arrays = instance_arrays(self.instance)
+        if self.warm is not None:
+            arrays.update(self.warm.shared_arrays())
         return arrays
 
     @classmethod
     def attach(cls, arrays: dict[str, np.ndarray], **params: Any) -> TimetableProblem:
         """Rebuild from `shared_arrays()` (e.g. shared-memory views) without the file."""
-        name, courses, teachers, rooms, curricula = (
-            bytes(np.asarray(arrays["names"])).decode("utf-8").split("\n")
-        )
-        days, periods_per_day = (int(x) for x in arrays["calendar"])
-        instance = Instance(
-            name=name,
-            days=days,
-            periods_per_day=periods_per_day,
-            course_names=_split(courses),
-            course_teachers=_split(teachers),
-            course_lectures=np.array(arrays["course_lectures"]),
-            course_min_days=np.array(arrays["course_min_days"]),
-            course_students=np.array(arrays["course_students"]),
-            room_names=_split(rooms),
-            room_capacity=np.array(arrays["room_capacity"]),
-            curriculum_names=_split(curricula),
-            curriculum_offsets=np.array(arrays["curriculum_offsets"]),
-            curriculum_members=np.array(arrays["curriculum_members"]),
-            unavailability=np.array(arrays["unavailability"]),
-        )
+        instance = instance_from_arrays(arrays)
         params = dict(params)
         path = params.pop("path", "")
-        return cls(path=path, instance=instance, **params)
+        warm = WarmStart.from_arrays(instance, arrays)
+        if warm is not None:  # carried in the arrays: the old file is not read again
+            params.pop("initial", None)
+            params.pop("stability", None)
+        return cls(path=path, instance=instance, warm=warm, **params)
 
     # -- helpers -----------------------------------------------------------------------
     def _work_state(self) -> tuple:
@@ -236,7 +178,10 @@ class TimetableProblem:
     # -- protocol ----------------------------------------------------------------------
     def evaluate(self, genomes: np.ndarray) -> np.ndarray:
         parts = self.breakdown(genomes)
-        return (HARD_WEIGHT * parts[:, :4].sum(axis=1) + parts[:, 4:].sum(axis=1)).astype(np.float64)
+        fitness = HARD_WEIGHT * parts[:, :4].sum(axis=1) + parts[:, 4:].sum(axis=1)
+        if self.warm is not None:
+            fitness += self.warm.cost(genomes)  # the search minimises soft + stability
+        return fitness.astype(np.float64)
 
     def valid(self, genomes: np.ndarray) -> np.ndarray:
         """Every slot inside the timetable (the kernels index with slots unchecked)."""
@@ -246,8 +191,17 @@ class TimetableProblem:
         return ((rows >= 0) & (rows < slots)).all(axis=1)
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Constructed timetables; with a warm start, last night's, repaired (its
+        lectures without a place go to their cheapest free slot; conflicts are left to
+        the annealing, which starts cool and keeps what it can)."""
         genomes = np.zeros((n, self.genome_shape[0]), dtype=np.int32)
         state = self._work_state()
+        if self.warm is not None:
+            start = self.warm.start_genome()
+            for i in range(n):
+                kernels.load_state(start, self.data, state)
+                genomes[i] = state[1]
+            return genomes
         for i, seed in enumerate(self._seeds(rng, n)):
             kernels.construct(genomes[i], int(seed), self.data, state)
         if self.settings.repair_moves > 0:
@@ -313,15 +267,25 @@ class TimetableProblem:
         """Simulated annealing on each genome; a result is never worse than its input.
 
         With `anneal_s > 0` and no explicit `ls_moves`, successive calls continue one
-        cooling schedule (`CoolingSchedule`); else each call is a full anneal."""
+        cooling schedule (`CoolingSchedule`) and each member's annealing goes on from the
+        state its last call ended in (`Trajectories`); else each call is a full anneal
+        from the given genomes."""
         if not self.cooling.active or ls_moves is not None:
             improved, improved_fitness, _ = self.improve_with_stats(genomes, fitness, rng, ls_moves)
             return improved, improved_fitness
+        genomes = np.asarray(genomes, dtype=np.int32).reshape(-1, self.genome_shape[0])
+        fitness = np.asarray(fitness, dtype=np.float64).reshape(-1)
         started = time.perf_counter()
         high, low = self.cooling.next_range()
+        starts = self.trajectories.starts(genomes, fitness)
+        end_states = np.empty_like(starts)
         improved, improved_fitness, _ = self.improve_with_stats(
-            genomes, fitness, rng, None, t_range=(high, low)
+            starts, None, rng, None, t_range=(high, low), end_states=end_states
         )
+        worse = improved_fitness > fitness
+        improved[worse] = genomes[worse]
+        improved_fitness[worse] = fitness[worse]
+        self.trajectories.advance(end_states, improved_fitness)
         self.cooling.advance(low, time.perf_counter() - started)
         return improved, improved_fitness
 
@@ -334,9 +298,11 @@ class TimetableProblem:
         verify_every: int = 0,
         t_range: tuple[float, float] | None = None,
         hard_weight: float | None = None,
+        end_states: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`improve` plus per-genome stats [n, 6]: hard, soft, move evaluations,
-        accepted moves, bookkeeping mismatches, repair ok."""
+        accepted moves, bookkeeping mismatches, repair ok. `end_states` [n, lectures],
+        when given, receives the state each annealing ended in."""
         genomes = np.asarray(genomes, dtype=np.int32).reshape(-1, self.genome_shape[0])
         current = self.evaluate(genomes)
         settings = self.settings
@@ -354,6 +320,8 @@ class TimetableProblem:
                 weight, float(HARD_WEIGHT), settings.period_only, settings.room_only,
                 int(verify_every), self.data, state, best, stats[i],
             )
+            if end_states is not None:
+                end_states[i] = state[1] if stats[i, 5] else genomes[i]
             if stats[i, 5] == 0:
                 continue
             value = float(HARD_WEIGHT * stats[i, 0] + stats[i, 1])
@@ -375,6 +343,7 @@ class TimetableProblem:
             "min_working_days": int(b[5]),
             "curriculum_compactness": int(b[6]),
             "room_stability": int(b[7]),
+            **({} if self.warm is None else self.warm.describe(genome)),
         }
 
     def entries(self, genome: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ class SearchSettings:
     room_only: float = 0.1
     mutate_changes: int = 3
     kempe_prob: float = 0.3
-    population: int = 2
+    population: int = 1
     anneal_s: float | None = None
     repair_moves: int = 300_000
     crossover_share: float = 0.2
@@ -120,7 +120,7 @@ class CoolingSchedule:
     def set_time_budget(self, seconds: float) -> None:
         """Pace one cooling over the island's remaining time, unless anneal_s was given."""
         if not self.anneal_s_given and seconds > 0:
-            self.anneal_s = max(1.0, 0.95 * float(seconds))
+            self.anneal_s = max(1.0, 0.98 * float(seconds))
 
     def next_range(self) -> tuple[float, float]:
         """(high, low) temperatures of the next call."""
