@@ -3,7 +3,9 @@
 Covers: the batch evaluator (the official validator's rules on genomes, any genome),
 the incremental search state (who is where, per-constraint counters), its repair
 (room clashes and repeated course periods), the randomised construction, the simulated
-annealing local search over move and swap neighbourhoods with delta evaluation, and the
+annealing local search with delta evaluation over six neighbourhoods (a lecture to a random
+slot, swapping when taken; and, each with its own probability, a course room change, a
+Kempe-chain swap, a min-working-days move and a curriculum compactness move), and the
 Kempe-chain / move / swap mutation.
 
 Does not cover: the Python-facing problem (`islands.timetable.problem`) or the readable
@@ -32,6 +34,8 @@ MWD_WEIGHT = 5
 COMPACT_WEIGHT = 2
 # cost component indices of the search state
 K_CONFLICTS, K_AVAIL, K_CAPACITY, K_MWD, K_COMPACT, K_STABILITY, K_MOVED = range(7)
+# Random lectures a targeted move draws before it gives up on finding its kind.
+PICK_TRIES = 20
 
 
 def kernel_data(
@@ -612,9 +616,286 @@ def moved_cost(genome, data):
 
 
 @njit(cache=True)
+def _mwd_pick(L, R, D, ppd, lecture_course, first_lecture, min_days, lecture_slot,
+              slot_lecture, slot_period, slot_room, day_count, days_used):
+    """Min-working-days move: a lecture of a course that uses fewer days than its minimum
+    (one sharing its day with another lecture of the course) to a random period of a day
+    the course does not use, in its own room when that is free there, else in a random
+    room (a swap when taken). (lecture, slot), or (-1, -1) when none was found."""
+    c = -1
+    for _ in range(PICK_TRIES):
+        x = lecture_course[np.random.randint(0, L)]
+        if days_used[x] < min_days[x]:
+            c = x
+            break
+    if c < 0 or days_used[c] >= D:
+        return -1, -1
+    first = first_lecture[c]
+    n = first_lecture[c + 1] - first
+    start = np.random.randint(0, n)
+    lecture = -1
+    for i in range(n):
+        ly = first + (start + i) % n
+        if day_count[c * D + slot_period[lecture_slot[ly]] // ppd] >= 2:
+            lecture = ly
+            break
+    if lecture < 0:
+        return -1, -1  # one lecture a day already: no day to gain
+    k = np.random.randint(0, D - days_used[c])
+    d2 = 0
+    for d in range(D):
+        if day_count[c * D + d] == 0:
+            if k == 0:
+                d2 = d
+                break
+            k -= 1
+    p2 = d2 * ppd + np.random.randint(0, ppd)
+    r2 = slot_room[lecture_slot[lecture]]
+    if slot_lecture[p2 * R + r2] >= 0:
+        r2 = np.random.randint(0, R)
+    return lecture, p2 * R + r2
+
+
+@njit(cache=True)
+def _compact_pick(L, R, P, ppd, lecture_course, ccur_off, ccur_list, lecture_slot,
+                  slot_lecture, slot_period, slot_room, period_pos, course_room_at, curr_load):
+    """Curriculum compactness move: a lecture isolated in one of its curricula to a period
+    next to another lecture of that curriculum (same day, a period where the curriculum
+    has none and the course is not), in its own room when free, else in a random room (a
+    swap when taken). (lecture, slot), or (-1, -1) when none was found."""
+    lecture = -1
+    c = 0
+    base = 0
+    p1 = 0
+    for _ in range(PICK_TRIES):
+        x = np.random.randint(0, L)
+        cx = lecture_course[x]
+        nq = ccur_off[cx + 1] - ccur_off[cx]
+        if nq == 0:
+            continue
+        b = ccur_list[ccur_off[cx] + np.random.randint(0, nq)] * P
+        px = slot_period[lecture_slot[x]]
+        k = period_pos[px]
+        if (k > 0 and curr_load[b + px - 1] > 0) or (k < ppd - 1 and curr_load[b + px + 1] > 0):
+            continue
+        lecture = x
+        c = cx
+        base = b
+        p1 = px
+        break
+    if lecture < 0:
+        return -1, -1
+    target = -1
+    seen = 0
+    for x in range(P):
+        if x == p1 or curr_load[base + x] == 0:
+            continue
+        k = period_pos[x]
+        if k > 0:
+            y = x - 1
+            if y != p1 and curr_load[base + y] == 0 and course_room_at[c * P + y] < 0:
+                seen += 1
+                if np.random.random() * seen < 1.0:
+                    target = y
+        if k < ppd - 1:
+            y = x + 1
+            if y != p1 and curr_load[base + y] == 0 and course_room_at[c * P + y] < 0:
+                seen += 1
+                if np.random.random() * seen < 1.0:
+                    target = y
+    if target < 0:
+        return -1, -1
+    r2 = slot_room[lecture_slot[lecture]]
+    if slot_lecture[target * R + r2] >= 0:
+        r2 = np.random.randint(0, R)
+    return lecture, target * R + r2
+
+
+@njit(cache=True)
+def _course_room_change(data, state, moved_lecture, moved_slot, delta):
+    """Course room change: every lecture of a random course into one random room, each in
+    its own period; a lecture already in that room and period swaps into the course's old
+    room. Applied to the state step by step, each step scored by `_delta_move` /
+    `_delta_swap` on the state before it; delta[:] = summed (hard, soft) change. Returns
+    how many lectures moved (`moved_lecture[i]` came from `moved_slot[i]`), 0 when the
+    course already sits in that room alone (state untouched)."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    ppd = dims[D_PPD]
+    D = dims[D_DAYS]
+    c = lecture_course[np.random.randint(0, dims[D_LECTURES])]
+    r = np.random.randint(0, R)
+    if rooms_used[c] == 1 and room_count[c * R + r] > 0:
+        return 0
+    n = 0
+    hard = 0
+    soft = 0
+    for ly in range(first_lecture[c], first_lecture[c + 1]):
+        s1 = lecture_slot[ly]
+        r1 = slot_room[s1]
+        if r1 == r:
+            continue
+        p = slot_period[s1]
+        s2 = p * R + r
+        other = slot_lecture[s2]
+        if other < 0:
+            h, f = _delta_move(c, p, r1, p, r, -1, R, P, ppd, D, students, capacity,
+                               available, min_days, ccur_off, ccur_list, period_pos,
+                               nb_present, day_count, days_used, room_count, rooms_used,
+                               curr_load, prev_course, prev_weight)
+            _remove(ly, data, state)
+            _insert(ly, s2, data, state)
+            slot_lecture[s1] = -1
+        else:
+            h, f = _delta_swap(c, s1, lecture_course[other], s2, R, P, ppd, D, slot_period,
+                               slot_room, conf_off, conf_list, students, capacity, available,
+                               min_days, ccur_off, ccur_list, period_pos, nb_present,
+                               day_count, days_used, room_count, rooms_used, curr_load,
+                               prev_course, prev_weight)
+            _remove(ly, data, state)
+            _remove(other, data, state)
+            _insert(ly, s2, data, state)
+            _insert(other, s1, data, state)
+            slot_lecture[s1] = other
+            moved_lecture[n] = other
+            moved_slot[n] = s2
+            n += 1
+        slot_lecture[s2] = ly
+        moved_lecture[n] = ly
+        moved_slot[n] = s1
+        n += 1
+        hard += h
+        soft += f
+    delta[0] = hard
+    delta[1] = soft
+    return n
+
+
+@njit(cache=True)
+def _kempe_move(data, state, chain, members, moved_lecture, moved_slot, delta):
+    """Kempe-chain swap: a random lecture's period p1 and a random period p2; the chain is
+    its course and, repeatedly, every course in conflict with a chain course that sits in
+    p1 or p2. All the chain's lectures in p1 go to p2 and those in p2 to p1, each in its
+    own room where that is free, else in the free room of least capacity excess (new rooms
+    last). Conflicts between the chain and the rest cannot appear. Applied to the state
+    through the incremental counters (`_remove` / `_insert`); delta[:] = (hard, soft)
+    change. Returns how many lectures moved (`moved_lecture[i]` came from
+    `moved_slot[i]`), 0 when p2 == p1 or the rooms are too few (state untouched)."""
+    (dims, lecture_course, first_lecture, lectures_of, min_days, students, capacity,
+     available, conf_off, conf_list, ccur_off, ccur_list, cur_off, cur_members,
+     period_pos, slot_period, slot_room, prev_course, prev_weight) = data
+    (slot_lecture, lecture_slot, course_room_at, nb_present, day_count, days_used,
+     room_count, rooms_used, curr_load, cost) = state
+    R = dims[D_ROOMS]
+    P = dims[D_PERIODS]
+    lecture = np.random.randint(0, dims[D_LECTURES])
+    c = lecture_course[lecture]
+    p1 = slot_period[lecture_slot[lecture]]
+    p2 = np.random.randint(0, P)
+    if p2 == p1:
+        return 0
+    members[0] = c
+    chain[c] = 1
+    count = 1
+    i = 0
+    while i < count:
+        x = members[i]
+        i += 1
+        for j in range(conf_off[x], conf_off[x + 1]):
+            y = conf_list[j]
+            if chain[y] == 0 and (course_room_at[y * P + p1] >= 0 or course_room_at[y * P + p2] >= 0):
+                chain[y] = 1
+                members[count] = y
+                count += 1
+    n = 0
+    n1 = 0
+    for i in range(count):
+        y = members[i]
+        chain[y] = 0
+        ra = course_room_at[y * P + p1]
+        if ra >= 0:
+            moved_slot[n] = p1 * R + ra
+            moved_lecture[n] = slot_lecture[p1 * R + ra]
+            n += 1
+            n1 += 1
+        rb = course_room_at[y * P + p2]
+        if rb >= 0:
+            moved_slot[n] = p2 * R + rb
+            moved_lecture[n] = slot_lecture[p2 * R + rb]
+            n += 1
+    busy1 = 0
+    busy2 = 0
+    for r in range(R):
+        if slot_lecture[p1 * R + r] >= 0:
+            busy1 += 1
+        if slot_lecture[p2 * R + r] >= 0:
+            busy2 += 1
+    if n1 > R - (busy2 - (n - n1)) or n - n1 > R - (busy1 - n1):
+        return 0
+    hard0 = _hard(cost)
+    soft0 = _soft(cost)
+    for i in range(n):
+        slot_lecture[moved_slot[i]] = -1
+        _remove(moved_lecture[i], data, state)
+    for i in range(n):
+        ly = moved_lecture[i]
+        s = moved_slot[i]
+        target = (p2 if slot_period[s] == p1 else p1) * R + slot_room[s]
+        if slot_lecture[target] < 0:
+            _insert(ly, target, data, state)
+            slot_lecture[target] = ly
+        else:
+            lecture_slot[ly] = -1  # placed below, in another room
+    for i in range(n):
+        ly = moved_lecture[i]
+        if lecture_slot[ly] >= 0:
+            continue
+        cy = lecture_course[ly]
+        pt = p2 if slot_period[moved_slot[i]] == p1 else p1
+        best = -1
+        best_score = 1 << 60
+        for r in range(R):
+            if slot_lecture[pt * R + r] >= 0:
+                continue
+            score = 2 * _over(students, capacity, cy, r) + (1 if room_count[cy * R + r] == 0 else 0)
+            if score < best_score:
+                best_score = score
+                best = r
+        _insert(ly, pt * R + best, data, state)
+        slot_lecture[pt * R + best] = ly
+    delta[0] = _hard(cost) - hard0
+    delta[1] = _soft(cost) - soft0
+    return n
+
+
+@njit(cache=True)
+def _undo(n, moved_lecture, moved_slot, data, state):
+    """Put the n moved lectures back in their slots (a rejected compound move)."""
+    slot_lecture = state[0]
+    lecture_slot = state[1]
+    for i in range(n):
+        slot_lecture[lecture_slot[moved_lecture[i]]] = -1
+        _remove(moved_lecture[i], data, state)
+    for i in range(n):
+        _insert(moved_lecture[i], moved_slot[i], data, state)
+        slot_lecture[moved_slot[i]] = moved_lecture[i]
+
+
+@njit(cache=True)
 def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight, period_only,
-           room_only, verify_every, data, state, best_genome, result):
+           room_only, course_room_prob, kempe_ls_prob, mwd_prob, compact_prob, verify_every,
+           data, state, best_genome, result):
     """Simulated annealing from `genome` (repaired first) with move and swap neighbours.
+
+    Each iteration is, with the given probabilities, a course room change
+    (`_course_room_change`), a Kempe-chain swap (`_kempe_move`), a min-working-days move
+    (`_mwd_pick`) or a compactness move (`_compact_pick`); otherwise (and always when all
+    four are 0, which then draws no extra random number) a random move or swap.
 
     A hard violation weighs `hard_weight` at `t_ref`, rising as sqrt(t_ref / T).
     The best state by `big_weight * hard + soft` ends in `best_genome`.
@@ -652,6 +933,13 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
     mismatches = 0
     weight = hard_weight
     penalty_scale = 1.0
+    special = course_room_prob + kempe_ls_prob + mwd_prob + compact_prob
+    compound = course_room_prob + kempe_ls_prob
+    moved_lecture = np.empty(L, np.int64)
+    moved_slot = np.empty(L, np.int64)
+    chain = np.zeros(dims[D_COURSES], np.int8)
+    members = np.empty(dims[D_COURSES], np.int64)
+    delta2 = np.zeros(2, np.int64)
     for it in range(n_moves):
         temperature *= alpha
         if it % 1024 == 0:
@@ -664,78 +952,128 @@ def anneal(genome, seed, n_moves, t_start, t_end, t_ref, hard_weight, big_weight
             else:
                 penalty_scale = max(penalty_scale / 1.05, 1.0)
             weight = hard_weight * penalty_scale * np.sqrt(max(1.0, t_ref / temperature))
-        lecture = np.random.randint(0, L)
-        c = lecture_course[lecture]
-        s1 = lecture_slot[lecture]
-        p1 = slot_period[s1]
-        r1 = slot_room[s1]
-        u = np.random.random()
-        if u < period_only:
-            p2 = np.random.randint(0, P)
-            r2 = r1
-        elif u < period_only + room_only:
-            p2 = p1
-            r2 = np.random.randint(0, R)
-        else:
-            p2 = np.random.randint(0, P)
-            r2 = np.random.randint(0, R)
-        s2 = p2 * R + r2
-        if s2 == s1:
-            continue
-        other = slot_lecture[s2]
-        if other < 0:
-            if p2 != p1 and course_room_at[c * P + p2] >= 0:
+        lecture = -1
+        s2 = -1
+        simple = True
+        if special > 0.0:
+            u = np.random.random()
+            if u < compound:
+                simple = False
+                old_hard = _hard(cost)
+                old_soft = _soft(cost)
+                if u < course_room_prob:
+                    n = _course_room_change(data, state, moved_lecture, moved_slot, delta2)
+                else:
+                    n = _kempe_move(data, state, chain, members, moved_lecture, moved_slot, delta2)
+                if n == 0:
+                    continue
+                evaluations += 1
+                dh = delta2[0]
+                ds = delta2[1]
+                if verify_every > 0 and (_hard(cost) - old_hard != dh or _soft(cost) - old_soft != ds):
+                    mismatches += 1
+                delta = weight * dh + ds
+                if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
+                    _undo(n, moved_lecture, moved_slot, data, state)
+                    continue
+                if at_best and big_weight * dh + ds > 0:
+                    # The state before this move was a best one: save it (undo on the copy).
+                    best_genome[:] = lecture_slot
+                    for i in range(n):
+                        best_genome[moved_lecture[i]] = moved_slot[i]
+                    at_best = False
+            elif u < special:
+                if u < compound + mwd_prob:
+                    lecture, s2 = _mwd_pick(L, R, D, ppd, lecture_course, first_lecture, min_days,
+                                            lecture_slot, slot_lecture, slot_period, slot_room,
+                                            day_count, days_used)
+                else:
+                    lecture, s2 = _compact_pick(L, R, P, ppd, lecture_course, ccur_off, ccur_list,
+                                                lecture_slot, slot_lecture, slot_period, slot_room,
+                                                period_pos, course_room_at, curr_load)
+                if lecture < 0:
+                    continue
+        if simple:
+            if lecture < 0:
+                lecture = np.random.randint(0, L)
+                c = lecture_course[lecture]
+                s1 = lecture_slot[lecture]
+                p1 = slot_period[s1]
+                r1 = slot_room[s1]
+                u = np.random.random()
+                if u < period_only:
+                    p2 = np.random.randint(0, P)
+                    r2 = r1
+                elif u < period_only + room_only:
+                    p2 = p1
+                    r2 = np.random.randint(0, R)
+                else:
+                    p2 = np.random.randint(0, P)
+                    r2 = np.random.randint(0, R)
+                s2 = p2 * R + r2
+            else:
+                c = lecture_course[lecture]
+                s1 = lecture_slot[lecture]
+                p1 = slot_period[s1]
+                r1 = slot_room[s1]
+                p2 = slot_period[s2]
+                r2 = slot_room[s2]
+            if s2 == s1:
                 continue
-            evaluations += 1
-            dh, ds = _delta_move(c, p1, r1, p2, r2, -1, R, P, ppd, D, students, capacity,
-                                 available, min_days, ccur_off, ccur_list, period_pos,
-                                 nb_present, day_count, days_used, room_count, rooms_used,
-                                 curr_load, prev_course, prev_weight)
-            delta = weight * dh + ds
-            if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
-                continue
-            if at_best and big_weight * dh + ds > 0:
-                best_genome[:] = lecture_slot
-                at_best = False
-            old_hard = _hard(cost)
-            old_soft = _soft(cost)
-            _remove(lecture, data, state)
-            _insert(lecture, s2, data, state)
-            if verify_every > 0 and (_hard(cost) - old_hard != dh or _soft(cost) - old_soft != ds):
-                mismatches += 1
-            slot_lecture[s1] = -1
-            slot_lecture[s2] = lecture
-        else:
-            c2 = lecture_course[other]
-            if c2 == c:
-                continue
-            if p1 != p2 and (course_room_at[c * P + p2] >= 0 or course_room_at[c2 * P + p1] >= 0):
-                continue
-            evaluations += 1
-            dh, ds = _delta_swap(c, s1, c2, s2, R, P, ppd, D, slot_period, slot_room,
-                                 conf_off, conf_list, students, capacity, available,
-                                 min_days, ccur_off, ccur_list, period_pos, nb_present,
-                                 day_count, days_used, room_count, rooms_used, curr_load,
-                                 prev_course, prev_weight)
-            delta = weight * dh + ds
-            if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
-                continue
-            old_hard = _hard(cost)
-            old_soft = _soft(cost)
-            _remove(lecture, data, state)
-            _remove(other, data, state)
-            _insert(lecture, s2, data, state)
-            _insert(other, s1, data, state)
-            if verify_every > 0 and (_hard(cost) - old_hard != dh or _soft(cost) - old_soft != ds):
-                mismatches += 1
-            if at_best and big_weight * dh + ds > 0:
-                # The state before this swap was a best one: save it (undo on the copy).
-                best_genome[:] = lecture_slot
-                best_genome[lecture] = s1
-                best_genome[other] = s2
-                at_best = False
-            slot_lecture[s1] = other
-            slot_lecture[s2] = lecture
+            other = slot_lecture[s2]
+            if other < 0:
+                if p2 != p1 and course_room_at[c * P + p2] >= 0:
+                    continue
+                evaluations += 1
+                dh, ds = _delta_move(c, p1, r1, p2, r2, -1, R, P, ppd, D, students, capacity,
+                                     available, min_days, ccur_off, ccur_list, period_pos,
+                                     nb_present, day_count, days_used, room_count, rooms_used,
+                                     curr_load, prev_course, prev_weight)
+                delta = weight * dh + ds
+                if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
+                    continue
+                if at_best and big_weight * dh + ds > 0:
+                    best_genome[:] = lecture_slot
+                    at_best = False
+                old_hard = _hard(cost)
+                old_soft = _soft(cost)
+                _remove(lecture, data, state)
+                _insert(lecture, s2, data, state)
+                if verify_every > 0 and (_hard(cost) - old_hard != dh or _soft(cost) - old_soft != ds):
+                    mismatches += 1
+                slot_lecture[s1] = -1
+                slot_lecture[s2] = lecture
+            else:
+                c2 = lecture_course[other]
+                if c2 == c:
+                    continue
+                if p1 != p2 and (course_room_at[c * P + p2] >= 0 or course_room_at[c2 * P + p1] >= 0):
+                    continue
+                evaluations += 1
+                dh, ds = _delta_swap(c, s1, c2, s2, R, P, ppd, D, slot_period, slot_room,
+                                     conf_off, conf_list, students, capacity, available,
+                                     min_days, ccur_off, ccur_list, period_pos, nb_present,
+                                     day_count, days_used, room_count, rooms_used, curr_load,
+                                     prev_course, prev_weight)
+                delta = weight * dh + ds
+                if delta > 0 and (delta > 30.0 * temperature or np.random.random() >= np.exp(-delta / temperature)):
+                    continue
+                old_hard = _hard(cost)
+                old_soft = _soft(cost)
+                _remove(lecture, data, state)
+                _remove(other, data, state)
+                _insert(lecture, s2, data, state)
+                _insert(other, s1, data, state)
+                if verify_every > 0 and (_hard(cost) - old_hard != dh or _soft(cost) - old_soft != ds):
+                    mismatches += 1
+                if at_best and big_weight * dh + ds > 0:
+                    # The state before this swap was a best one: save it (undo on the copy).
+                    best_genome[:] = lecture_slot
+                    best_genome[lecture] = s1
+                    best_genome[other] = s2
+                    at_best = False
+                slot_lecture[s1] = other
+                slot_lecture[s2] = lecture
         accepted += 1
         hard = _hard(cost)
         soft = _soft(cost)

@@ -49,8 +49,8 @@ class TimetableProblem:
 
     The spec's tuning parameters (ls_moves, t_start, t_end, ls_hard_weight, period_only,
     room_only, mutate_changes, kempe_prob, population, anneal_s, repair_moves,
-    crossover_share) are described in `SearchSettings` and kept, validated, in
-    `settings`; they read as attributes too (`problem.ls_moves`, ...). `cooling` is the
+    crossover_share, course_room_prob, kempe_ls_prob, mwd_prob, compact_prob) are
+    described in `SearchSettings` and kept, validated, in `settings`; they read as attributes too (`problem.ls_moves`, ...). `cooling` is the
     annealing temperature successive `improve()` calls continue (`CoolingSchedule`).
     """
 
@@ -79,6 +79,10 @@ class TimetableProblem:
         anneal_s: float | None = None,
         repair_moves: int = 300_000,
         crossover_share: float = 0.2,
+        course_room_prob: float = 0.0,
+        kempe_ls_prob: float = 0.0,
+        mwd_prob: float = 0.0,
+        compact_prob: float = 0.0,
         initial: str = "",
         stability: int | None = None,
         instance: Instance | None = None,
@@ -103,6 +107,8 @@ class TimetableProblem:
             period_only=period_only, room_only=room_only, mutate_changes=mutate_changes,
             kempe_prob=kempe_prob, population=population, anneal_s=anneal_s,
             repair_moves=repair_moves, crossover_share=crossover_share,
+            course_room_prob=course_room_prob, kempe_ls_prob=kempe_ls_prob,
+            mwd_prob=mwd_prob, compact_prob=compact_prob,
         )
         self.path = str(path)
         self.instance = instance
@@ -318,7 +324,8 @@ class TimetableProblem:
             kernels.anneal(
                 np.ascontiguousarray(genomes[i]), int(seed), moves, high, low, settings.t_start,
                 weight, float(HARD_WEIGHT), settings.period_only, settings.room_only,
-                int(verify_every), self.data, state, best, stats[i],
+                settings.course_room_prob, settings.kempe_ls_prob, settings.mwd_prob,
+                settings.compact_prob, int(verify_every), self.data, state, best, stats[i],
             )
             if end_states is not None:
                 end_states[i] = state[1] if stats[i, 5] else genomes[i]
