@@ -13,6 +13,9 @@ feasible timetable; then a summary line.
     .venv/bin/python benchmarks/quality.py --compare --time-limit 60 --islands 2
     .venv/bin/python benchmarks/quality.py --time-limit 180 --seeds 0,1,2 --instances comp05,comp07,comp12
 
+--params k=v,... passes search parameters to the problem in both modes (direct: keyword
+arguments of TimetableProblem; coordinator: appended to the spec, `timetable:PATH,k=v`).
+
 --compare alternates one process and the islands per instance (both columns from the same
 minutes of the same machine); --seeds gives median, min and max over seeds.
 
@@ -48,13 +51,13 @@ def best_known() -> dict[str, dict[str, float | None]]:
     return table
 
 
-def run_direct(path: Path, time_limit: float, seed: int) -> dict:
+def run_direct(path: Path, time_limit: float, seed: int, params: str = "") -> dict:
     """Construction + annealing restarts in this process, within `time_limit` seconds."""
     sys.path.insert(0, str(REPO))
     from islands.timetable.problem import HARD_WEIGHT, TimetableProblem
 
     started = time.perf_counter()
-    problem = TimetableProblem(str(path))
+    problem = TimetableProblem(str(path), **parse_params(params))
     rng = np.random.default_rng(seed)
     best = problem.random(rng, 1)
     best_fitness = problem.evaluate(best)
@@ -91,10 +94,25 @@ def run_direct(path: Path, time_limit: float, seed: int) -> dict:
     }
 
 
-def run_coordinator(path: Path, time_limit: float, islands: int, seed: int) -> dict:
+def parse_params(text: str) -> dict[str, int | float | str]:
+    """`k=v,k2=v2` as keyword arguments (numbers as int or float)."""
+    params: dict[str, int | float | str] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key, _, value = part.partition("=")
+        for kind in (int, float, str):
+            try:
+                params[key.strip()] = kind(value.strip())
+                break
+            except ValueError:
+                continue
+    return params
+
+
+def run_coordinator(path: Path, time_limit: float, islands: int, seed: int, params: str = "") -> dict:
     with tempfile.TemporaryDirectory(prefix="quality-") as out:
+        target = f"timetable:{path},{params}" if params.strip() else str(path)
         command = [
-            sys.executable, "-m", "coordinator", "run", str(path),
+            sys.executable, "-m", "coordinator", "run", target,
             "--time-limit", str(time_limit), "--islands", str(islands),
             "--seed", str(seed), "--json", "--quiet", "--out", str(Path(out) / "run"),
         ]
@@ -115,8 +133,8 @@ def fmt(value, spec: str = "") -> str:
 
 def run_one(path: Path, args: argparse.Namespace, seed: int, direct: bool) -> dict:
     if direct:
-        return run_direct(path, args.time_limit, seed)
-    return run_coordinator(path, args.time_limit, args.islands, seed)
+        return run_direct(path, args.time_limit, seed, args.params)
+    return run_coordinator(path, args.time_limit, args.islands, seed, args.params)
 
 
 def cost(result: dict) -> float:
@@ -210,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", default="",
                         help="comma list of seeds: median (min-max) per instance, e.g. 0,1,2")
+    parser.add_argument("--params", default="",
+                        help="search parameters for the problem, e.g. kempe_ls_prob=0.05,mwd_prob=0.01")
     args = parser.parse_args(argv)
     if not ITC_DIR.exists():
         print(f"ITC-2007 instances not found at {ITC_DIR}", file=sys.stderr)
