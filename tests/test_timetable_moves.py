@@ -13,7 +13,7 @@ from islands.errors import InputError
 from islands.timetable.generator import generate_instance
 from islands.timetable.instance import write_ctt
 from islands.timetable.problem import TimetableProblem
-from islands.timetable.settings import SearchSettings
+from islands.timetable.settings import Neighbourhoods, SearchSettings
 
 MOVES = ("course_room_prob", "kempe_ls_prob", "mwd_prob", "compact_prob")
 
@@ -77,10 +77,12 @@ def test_moves_mixed_with_a_warm_start_are_exact(tmp_path, generated):
         check_exact(forced, np.concatenate([genomes, starts(forced, rng)]), rng, moves=8_000)
 
 
-def test_move_probabilities_are_checked():
-    assert SearchSettings().kempe_ls_prob >= 0
+def test_move_probabilities_are_checked(generated):
+    assert SearchSettings().neighbourhoods == Neighbourhoods()
     with pytest.raises(InputError, match="course_room_prob"):
-        SearchSettings(mwd_prob=-0.1)
+        Neighbourhoods(mwd_prob=-0.1)
     with pytest.raises(InputError, match="sum <= 1"):
-        SearchSettings(course_room_prob=0.5, kempe_ls_prob=0.3, mwd_prob=0.3)
-    assert SearchSettings(compact_prob="0.25").compact_prob == 0.25
+        Neighbourhoods(course_room_prob=0.5, kempe_ls_prob=0.3, mwd_prob=0.3)
+    assert Neighbourhoods(compact_prob="0.25").compact_prob == 0.25
+    problem = TimetableProblem(str(generated), kempe_ls_prob="0.1")
+    assert problem.settings.neighbourhoods.kempe_ls_prob == 0.1

@@ -26,7 +26,7 @@ from islands.errors import InputError
 from islands.timetable import kernels
 from islands.timetable.instance import instance_arrays, instance_from_arrays, read_ctt
 from islands.timetable.model import Instance
-from islands.timetable.settings import CoolingSchedule, SearchSettings
+from islands.timetable.settings import CoolingSchedule, Neighbourhoods, SearchSettings
 from islands.timetable.solution import genome_to_entries, write_sol
 from islands.timetable.trajectory import Trajectories
 from islands.timetable.warm import DEFAULT_STABILITY, WARM_T_START, WarmStart
@@ -49,8 +49,8 @@ class TimetableProblem:
 
     The spec's tuning parameters (ls_moves, t_start, t_end, ls_hard_weight, period_only,
     room_only, mutate_changes, kempe_prob, population, anneal_s, repair_moves,
-    crossover_share, course_room_prob, kempe_ls_prob, mwd_prob, compact_prob) are
-    described in `SearchSettings` and kept, validated, in `settings`; they read as attributes too (`problem.ls_moves`, ...). `cooling` is the
+    crossover_share; course_room_prob, kempe_ls_prob, mwd_prob, compact_prob in
+    `Neighbourhoods`) are described in `SearchSettings` and kept, validated, in `settings`; they read as attributes too (`problem.ls_moves`, ...). `cooling` is the
     annealing temperature successive `improve()` calls continue (`CoolingSchedule`).
     """
 
@@ -107,8 +107,9 @@ class TimetableProblem:
             period_only=period_only, room_only=room_only, mutate_changes=mutate_changes,
             kempe_prob=kempe_prob, population=population, anneal_s=anneal_s,
             repair_moves=repair_moves, crossover_share=crossover_share,
-            course_room_prob=course_room_prob, kempe_ls_prob=kempe_ls_prob,
-            mwd_prob=mwd_prob, compact_prob=compact_prob,
+            neighbourhoods=Neighbourhoods(
+                course_room_prob=course_room_prob, kempe_ls_prob=kempe_ls_prob,
+                mwd_prob=mwd_prob, compact_prob=compact_prob),
         )
         self.path = str(path)
         self.instance = instance
@@ -320,12 +321,13 @@ class TimetableProblem:
         best = np.empty(self.genome_shape[0], dtype=np.int32)
         high, low = (settings.t_start, settings.t_end) if t_range is None else t_range
         weight = settings.ls_hard_weight if hard_weight is None else float(hard_weight)
+        neighbours = settings.neighbourhoods
         for i, seed in enumerate(self._seeds(rng, len(genomes))):
             kernels.anneal(
                 np.ascontiguousarray(genomes[i]), int(seed), moves, high, low, settings.t_start,
                 weight, float(HARD_WEIGHT), settings.period_only, settings.room_only,
-                settings.course_room_prob, settings.kempe_ls_prob, settings.mwd_prob,
-                settings.compact_prob, int(verify_every), self.data, state, best, stats[i],
+                neighbours.course_room_prob, neighbours.kempe_ls_prob, neighbours.mwd_prob,
+                neighbours.compact_prob, int(verify_every), self.data, state, best, stats[i],
             )
             if end_states is not None:
                 end_states[i] = state[1] if stats[i, 5] else genomes[i]

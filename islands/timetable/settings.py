@@ -23,6 +23,37 @@ FIRST_CALL_SHARE = 0.01
 
 
 @dataclass(frozen=True)
+class Neighbourhoods:
+    """Shares of the annealing's iterations that try a stronger move instead of a random
+    move or swap (spec parameters of these names; `kernels.anneal`):
+
+    - course_room_prob: all lectures of a course into one room (room stability);
+    - kempe_ls_prob: a Kempe-chain swap of two periods;
+    - mwd_prob: a lecture of a course short of its minimum working days to a day it does
+      not use;
+    - compact_prob: a lecture isolated in its curriculum next to another of its lectures.
+
+    Each >= 0, their sum <= 1; converted to float (one `InputError` line otherwise).
+    """
+
+    course_room_prob: float = 0.0
+    kempe_ls_prob: float = 0.0
+    mwd_prob: float = 0.0
+    compact_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        names = ("course_room_prob", "kempe_ls_prob", "mwd_prob", "compact_prob")
+        shares = [float(getattr(self, name)) for name in names]
+        if min(shares) < 0 or sum(shares) > 1:
+            raise InputError(
+                "timetable: course_room_prob, kempe_ls_prob, mwd_prob and compact_prob must be"
+                " >= 0 with a sum <= 1"
+            )
+        for name, value in zip(names, shares, strict=True):
+            object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     """The tuning parameters of a `timetable:` spec (all spec parameters of that name).
 
@@ -36,11 +67,7 @@ class SearchSettings:
       fitness always uses the problem's HARD_WEIGHT).
     - period_only, room_only: shares of candidate moves that keep the room / the period.
     - mutate_changes, kempe_prob: size of a mutation and the share of Kempe-chain moves.
-    - course_room_prob, kempe_ls_prob, mwd_prob, compact_prob: shares of the annealing's
-      iterations that try the stronger neighbourhoods instead of a random move or swap:
-      all lectures of a course into one room, a Kempe-chain swap of two periods, a
-      lecture of a course short of its minimum working days to a day it does not use, an
-      isolated lecture of a curriculum next to another of its lectures (`kernels.anneal`).
+    - neighbourhoods: how often the annealing tries its stronger moves (`Neighbourhoods`).
     - population: the preferred population per island. Small (2): each member is one
       annealing trajectory, and the island's moves are shared among them.
     - crossover_share: share of courses a child takes from its second parent (the rest
@@ -65,10 +92,7 @@ class SearchSettings:
     anneal_s: float | None = None
     repair_moves: int = 300_000
     crossover_share: float = 0.2
-    course_room_prob: float = 0.0
-    kempe_ls_prob: float = 0.0
-    mwd_prob: float = 0.0
-    compact_prob: float = 0.0
+    neighbourhoods: Neighbourhoods = Neighbourhoods()
 
     def __post_init__(self) -> None:
         # Checks and conversions in this order, so a spec with several faults reports
@@ -93,14 +117,6 @@ class SearchSettings:
         if not 0 <= float(self.crossover_share) <= 1:
             raise InputError("timetable: crossover_share must lie in [0, 1]")
         self._convert(float, "crossover_share")
-        moves = ("course_room_prob", "kempe_ls_prob", "mwd_prob", "compact_prob")
-        shares = [float(getattr(self, name)) for name in moves]
-        if min(shares) < 0 or sum(shares) > 1:
-            raise InputError(
-                "timetable: course_room_prob, kempe_ls_prob, mwd_prob and compact_prob must be"
-                " >= 0 with a sum <= 1"
-            )
-        self._convert(float, *moves)
 
     def _convert(self, kind: type, *names: str) -> None:
         for name in names:
