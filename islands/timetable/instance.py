@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from islands.errors import InputError, read_user_text
-from islands.timetable.model import Instance, _csr
+from islands.timetable.model import FILE_ARRAYS, Instance, _csr
 
 __all__ = ["Instance", "format_ctt", "instance_arrays", "instance_from_arrays", "read_ctt", "write_ctt"]
 
@@ -246,14 +246,8 @@ def write_ctt(instance: Instance, path: str | Path) -> Path:
     return path
 
 
-_INT_ARRAYS = (
-    "course_lectures",
-    "course_min_days",
-    "course_students",
-    "room_capacity",
-    "curriculum_offsets",
-    "curriculum_members",
-)
+# The file's integer arrays but the unavailability table (shared as [-1, 3]).
+_INT_ARRAYS = tuple(name for name in FILE_ARRAYS if name != "unavailability")
 
 
 def _names_blob(instance: Instance) -> np.ndarray:

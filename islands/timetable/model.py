@@ -128,7 +128,7 @@ def _view(path: str) -> property:
 
 
 # Compared by `Instance.equals`: the file's data, not what is derived from it.
-_COMPARED_ARRAYS = (
+FILE_ARRAYS = (
     "course_lectures",
     "course_min_days",
     "course_students",
@@ -255,7 +255,7 @@ class Instance:
             and self.room_names == other.room_names
             and self.curriculum_names == other.curriculum_names
             and all(
-                np.array_equal(getattr(self, a), getattr(other, a)) for a in _COMPARED_ARRAYS
+                np.array_equal(getattr(self, a), getattr(other, a)) for a in FILE_ARRAYS
             )
         )
 
