@@ -8,6 +8,12 @@ wall-clock time would; caches and frequency are still shared). Two baselines put
   (the compiled batch evaluator), i.e. what delta evaluation saves;
 - `interpreted`: the same delta code with numba disabled (NUMBA_DISABLE_JIT=1, plain
   Python + numpy scalars), in a subprocess, on fewer moves.
+The first row is the random move / swap neighbourhood alone (the four stronger moves at
+probability 0, the default). Then each stronger move alone (its probability 1: course
+room change, Kempe-chain swap, min-working-days move, compactness move), in move
+evaluations per second; the last two often find nothing to try (no course short of
+days, no isolated lecture with a free neighbour period), which costs time but is no
+evaluation.
 
     .venv/bin/python benchmarks/timetable_moves.py [--instance PATH] [--runs 5] [--moves 2000000]
     .venv/bin/python benchmarks/timetable_moves.py --scale   # the 2,000-course term
@@ -36,10 +42,19 @@ sys.path.insert(0, str(REPO))
 DEFAULT_INSTANCE = REPO.parent / "shared" / "itc2007" / "comp07.ctt"
 
 
-def delta_rate(path: str, moves: int, seed: int) -> float:
+NEW_MOVES = (
+    ("course room change alone", "course_room_prob"),
+    ("Kempe-chain swap alone", "kempe_ls_prob"),
+    ("min-working-days alone", "mwd_prob"),
+    ("compactness move alone", "compact_prob"),
+)
+
+
+def delta_rate(path: str, moves: int, seed: int, only: str = "") -> float:
+    """Move evaluations per CPU second of `improve` (`only`: that stronger move alone)."""
     from islands.timetable.problem import TimetableProblem
 
-    problem = TimetableProblem(path)
+    problem = TimetableProblem(path, **({only: 1.0} if only else {}))
     rng = np.random.default_rng(seed)
     genomes = problem.random(rng, 1)
     problem.improve_with_stats(genomes, None, rng, ls_moves=1000)  # compile / load cache
@@ -177,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     rates = [delta_rate(args.instance, args.moves, seed) for seed in range(args.runs)]
     rows.append(("numba delta (improve)", args.moves, rates))
+    new_moves = max(args.moves // 10, 1000)
+    for name, parameter in NEW_MOVES:
+        rows.append((name, new_moves, [delta_rate(args.instance, new_moves, seed, parameter)
+                                       for seed in range(args.runs)]))
     if not args.skip_baselines:
         full_moves = max(args.moves // 200, 1000)
         rows.append(("numba full re-evaluation", full_moves,
