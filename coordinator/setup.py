@@ -285,8 +285,8 @@ def worker_spec(context: RunContext, parts: Parts, island: int, resume: bool) ->
         max_generations=config.stop.generations,
         checkpoint_interval=config.checkpoint_interval,
         resume_from=str(checkpoint) if resume and checkpoint.exists() else None,
-        time_budget_s=(None if config.stop.time_limit is None
-                       else max(config.stop.time_limit - context.clock.elapsed(), 0.0)),
+        time_limit_at=(None if config.stop.time_limit is None else time.time()
+                       + max(config.stop.time_limit - context.clock.elapsed(), 0.0)),
         sync_floor=parts.router.sync_floor(island) if resume else {},
     )
 

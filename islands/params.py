@@ -120,7 +120,9 @@ class WorkerSpec:
     max_generations: int | None = None
     checkpoint_interval: float = 10.0  # seconds between periodic checkpoints
     resume_from: str | None = None
-    time_budget_s: float | None = None  # seconds this island has left under the time limit
+    # When the run's time limit ends, as time.time(): the island paces its search by it
+    # from when it starts (spawning and imports are not its time).
+    time_limit_at: float | None = None
     # source -> last generation it sent migrants of while this island was away (no wait for them)
     sync_floor: dict[int, int] = field(default_factory=dict)
     telemetry_s: float = 0.25  # at most one Telemetry per this many seconds (plus forced ones)

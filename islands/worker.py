@@ -359,8 +359,8 @@ def serve_island(spec: WorkerSpec, channel: Channel, arrays: Mapping[str, np.nda
     KeyboardInterrupt pass through: signal handlers are the caller's business."""
     try:
         problem = attach_problem(spec.problem_spec, arrays)
-        if spec.time_budget_s:
-            problem.set_time_budget(spec.time_budget_s)
+        if spec.time_limit_at is not None and spec.time_limit_at > time.time():
+            problem.set_time_budget(spec.time_limit_at - time.time())
         IslandLoop(spec, problem, channel, stop_requested).run()
     except CoordinatorGone:
         pass

@@ -12,6 +12,7 @@ and the compiled loops in `islands.timetable.kernels`) or the instance
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from islands.errors import InputError
@@ -145,6 +146,7 @@ class CoolingSchedule:
         self.temperature = self.t_start
         self.cycle_start_temperature = self.t_start
         self.last_call_share = FIRST_CALL_SHARE
+        self.deadline: float | None = None  # time.monotonic() the time budget ends at
 
     @property
     def active(self) -> bool:
@@ -154,9 +156,15 @@ class CoolingSchedule:
         """Pace one cooling over the island's remaining time, unless anneal_s was given."""
         if not self.anneal_s_given and seconds > 0:
             self.anneal_s = max(1.0, 0.98 * float(seconds))
+            self.deadline = time.monotonic() + float(seconds)
 
     def next_range(self) -> tuple[float, float]:
         """(high, low) temperatures of the next call."""
+        if self.deadline is not None:
+            # The first call comes after the construction: pace the cooling from now,
+            # so it still ends cold when the time is up.
+            self.anneal_s = max(1.0, 0.98 * (self.deadline - time.monotonic()))
+            self.deadline = None
         high = self.temperature
         share = self.last_call_share
         low = max(high * (self.t_end / self.cycle_start_temperature) ** share, self.t_end)
