@@ -85,6 +85,7 @@ class TimetableProblem:
         compact_prob: float = 0.0,
         initial: str = "",
         stability: int | None = None,
+        *,
         instance: Instance | None = None,
         warm: WarmStart | None = None,
     ) -> None:
