@@ -1,7 +1,9 @@
-"""Shared pytest set-up: hypothesis profiles (CI runs the fuzzing at full size), paths, and
+"""Shared pytest set-up: hypothesis profiles (CI runs the fuzzing at full size), paths, `when`
+(poll until a condition holds), and
 the run history kept in a temporary file (ISLANDS_HISTORY) so no test writes the user's."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,16 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def when(predicate, timeout: float = 60.0) -> bool:
+    """Whether `predicate()` becomes true within `timeout` seconds (polled every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture

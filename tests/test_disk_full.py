@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import when
 
 from benchmarks.fault_disk import RlimitDisk, TmpfsDisk, Unavailable
 from coordinator.best import RETRY_FIRST_S, RETRY_MAX_S, BestKeeper
@@ -68,14 +69,6 @@ def on_disk(run_dir: Path) -> float | None:
     except (OSError, ValueError):
         return None
 
-
-def when(predicate, timeout=60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def islands(*args: str, during=None, timeout=180) -> tuple[subprocess.CompletedProcess, dict]:

@@ -5,7 +5,6 @@ The two-node test is in test_ray_cluster.py; the local backend never importing R
 test_backend_choice.py (it runs without Ray installed).
 """
 
-import json
 import math
 import signal
 import threading
@@ -16,8 +15,11 @@ import pytest
 ray = pytest.importorskip(
     "ray", reason="the Ray backend's tests need Ray: pip install -e '.[test]' or 'islands[ray]'")
 
+from conftest import when  # noqa: E402
+
 from coordinator.backend import Exited  # noqa: E402
 from coordinator.config import flat_config  # noqa: E402
+from coordinator.events import read_events  # noqa: E402
 from coordinator.ray_backend import RayBackend  # noqa: E402
 from coordinator.run import execute_run, start_run  # noqa: E402
 from islands.params import IslandParams, WorkerSpec  # noqa: E402
@@ -41,16 +43,8 @@ def config(tmp_path, name="run", **values):
 
 
 def events(run_dir):
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    return read_events(run_dir / "events.jsonl", strict=True)
 
-
-def when(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_ray_run_gives_the_summary_of_a_local_run(tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import when
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -80,14 +81,6 @@ def island_pid(run, island):
     except ValueError:  # that process object was closed: its worker was replaced meanwhile
         return None
 
-
-def when(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.mark.slow
