@@ -50,6 +50,9 @@ class SearchSettings(Table):
     topology: Annotated[str, doc("migration topology: " + ", ".join(TOPOLOGIES))] = "ring"
     migration_interval: Annotated[int, doc("generations between migrations")] = 5
     migrants: Annotated[int, doc("elites sent per migration")] = 2
+    migration_period: Annotated[float, doc(
+        "least seconds between two migrations of an island, without --sync (0: every "
+        "interval); cheap problems run thousands of generations a second")] = 0.05
     sync: Annotated[bool, doc("migrate in lockstep: a run is reproducible from its seed")] = False
     sync_timeout: Annotated[float, doc("seconds a --sync island waits for its sources")] = 60.0
 
@@ -149,7 +152,7 @@ def check_ranges(config: RunConfig, source: str) -> None:
         value = get_value(config, name)
         if value is not None and value < 1:
             raise bad(name, "at least 1", value)
-    for name in ("cache_entries", "migrants", "elite_count"):
+    for name in ("cache_entries", "migrants", "elite_count", "migration_period"):
         if get_value(config, name) < 0:
             raise bad(name, "0 or more", get_value(config, name))
     if not 0.0 <= config.search.crossover_rate <= 1.0:

@@ -12,7 +12,8 @@ Event kinds, as published by the parts (fields after the colon):
   `stuck`, `restart`, `restart_deferred` (killed by the kernel under pressure: back once
   its slice fits), `island_failed`, `hibernated`, `checkpoint_failed`;
   transient `telemetry` (one per Telemetry message: island, generation, evaluations,
-  best_fitness, population, population_bytes, cache_bytes, state, migration);
+  best_fitness, population, population_bytes, cache_bytes, cache_hits, cache_misses,
+  cache_off, state, migration);
 - best keeper: `improved` (island, generation, fitness, global; hard and soft where the
   problem describes them), `feasible`, `best_write_failed` (error, failures, fitness),
   `best_written` (file, fitness, failures: after failed writes);

@@ -2,7 +2,8 @@
 
 Covers: `SummaryRecorder` (what the `--json` summary needs beyond the parts' final
 state: pressure events with their actions and, with several Ray nodes, their domain, peaks of population and cache bytes over
-the live islands, when every island was evolving).
+the live islands, the fitness cache's look-ups and which islands switched it off, when
+every island was evolving).
 
 Does not cover: `events.jsonl` (`coordinator.events.EventLog`), building the summary
 dict (`coordinator.summary`), progress lines and the live view (`coordinator.watch`,
@@ -36,6 +37,7 @@ class SummaryRecorder:
         self.bytes_of: dict[int, tuple[int, int]] = {}
         self.peak_population_bytes = 0
         self.peak_cache_bytes = 0
+        self.cache_of: dict[int, tuple[int, int, bool]] = {}  # island -> hits, misses, off
         self.evolving: set[int] = set()
         self.evolving_since: float | None = None
 
@@ -65,6 +67,19 @@ class SummaryRecorder:
         self.peak_population_bytes = max(self.peak_population_bytes,
                                          sum(p for p, _ in self.bytes_of.values()))
         self.peak_cache_bytes = max(self.peak_cache_bytes, sum(c for _, c in self.bytes_of.values()))
+        self.cache_of[event["island"]] = (int(event.get("cache_hits", 0)),
+                                          int(event.get("cache_misses", 0)),
+                                          bool(event.get("cache_off", False)))
+
+    def cache_summary(self) -> dict[str, Any]:
+        """The fitness cache over the run: look-ups, hit rate, islands that switched it off.
+
+        Counts are each island's last report (a restarted island counts from its restart)."""
+        hits = sum(h for h, _, _ in self.cache_of.values())
+        misses = sum(m for _, m, _ in self.cache_of.values())
+        return {"hits": hits, "misses": misses,
+                "hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
+                "switched_off": sorted(i for i, (_, _, off) in self.cache_of.items() if off)}
 
     def evolution_seconds(self, stopped_at: float | None) -> float | None:
         """Seconds from all islands evolving to the stop (None if they never all did)."""

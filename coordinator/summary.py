@@ -82,6 +82,7 @@ def build_summary(context: RunContext, parts: Parts, stopped_by: str) -> dict[st
         "evolution_s": recorder.evolution_seconds(context.stop.get("stopped_at")),
         "population_bytes": int(recorder.peak_population_bytes),
         "cache_bytes": int(recorder.peak_cache_bytes),
+        "cache": recorder.cache_summary(),
         "run_id": context.run_id,
         "started_at": _utc(context.started_at),
         "ended_at": _utc(time.time()),

@@ -175,7 +175,8 @@ class Supervisor:
                          best_fitness=message.best_fitness, population=message.population,
                          population_bytes=message.population_bytes,
                          cache_bytes=message.cache_bytes, cache_hits=message.cache_hits,
-                         cache_misses=message.cache_misses, migration=record.migration)
+                         cache_misses=message.cache_misses, cache_off=message.cache_off,
+                         migration=record.migration)
 
     def _note_error(self, message: Failed) -> None:
         # A bug in the problem code fails every restart the same way: one traceback.

@@ -96,13 +96,16 @@ class IslandParams:
 @dataclass(frozen=True)
 class MigrationSettings:
     """How an island migrates: to its topology's targets, `migrants` elites every `interval`
-    generations; with `sync` it waits (up to `sync_timeout` s) for its sources in lockstep."""
+    generations; with `sync` it waits (up to `sync_timeout` s) for its sources in lockstep.
+    Without `sync`, at most one migration per `period_s` seconds: messages per unit of
+    time, not per generation (a cheap problem runs thousands of generations a second)."""
 
     topology: str = "ring"
     interval: int = 5
     migrants: int = 2
     sync: bool = False
     sync_timeout: float = 60.0
+    period_s: float = 0.0
 
 
 @dataclass

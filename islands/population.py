@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from islands.operators import best_k, replace_worst, tournament_select
+from islands.operators import best_index, best_k, replace_worst, tournament_select
 from islands.problem import CompleteProblem, genome_key
 
 # chunk_size_for(): fraction of the slice we plan to use at all (the rest covers the
@@ -159,7 +159,7 @@ class StreamingPopulation:
         """A copy of the best survivor's genome and its fitness."""
         if not self.initialised:
             raise RuntimeError("population not initialised")
-        index = int(best_k(self.fitness, 1)[0])
+        index = best_index(self.fitness)
         return self.genomes[index].copy(), float(self.fitness[index])
 
     # ----------------------------------------------------------------- evaluation
@@ -225,14 +225,14 @@ class StreamingPopulation:
 
     def offspring(self, rng: np.random.Generator, count: int) -> np.ndarray:
         """`count` children of the current survivors: tournament, crossover, mutation."""
-        parents_a = self.genomes[tournament_select(self.fitness, count, rng, self.tournament_size)]
-        parents_b = self.genomes[tournament_select(self.fitness, count, rng, self.tournament_size)]
-        crossed = self.problem.crossover(parents_a, parents_b, rng)
-        do_cross = rng.random(count) < self.crossover_rate
-        children = np.where(
-            do_cross.reshape((count,) + (1,) * (parents_a.ndim - 1)), crossed, parents_a
-        ).astype(self.problem.genome_dtype, copy=False)
-        del parents_a, parents_b, crossed
+        parents = self.genomes[tournament_select(self.fitness, 2 * count, rng, self.tournament_size)]
+        parents_a, parents_b = parents[:count], parents[count:]
+        # `parents` is a copy: writing into children never touches the survivors.
+        children = np.asarray(self.problem.crossover(parents_a, parents_b, rng),
+                              dtype=self.problem.genome_dtype)
+        not_crossed = rng.random(count) >= self.crossover_rate
+        children[not_crossed] = parents_a[not_crossed]
+        del parents, parents_a, parents_b
         return self.problem.mutate(children, rng)
 
     def _evaluated_offspring(
@@ -289,7 +289,7 @@ class StreamingPopulation:
             raise RuntimeError("population not initialised: call initialise() first")
         self._rng = rng
         self._reset_counters()
-        previous_best = float(np.nanmin(self.fitness))
+        previous_best = float(self.fitness[best_index(self.fitness)])
         if self.problem.trajectory and self.improve_count != 0:
             self._continue_trajectories(rng)
         elif self.streaming:
@@ -349,12 +349,15 @@ class StreamingPopulation:
         self._cache_hits = 0
 
     def _stats(self, previous_best: float) -> GenerationStats:
-        best = float(np.nanmin(self.fitness))
+        best = float(self.fitness[best_index(self.fitness)])
+        mean = float(self.fitness.mean())
+        if mean != mean:  # NaN members: the mean of the others, as nanmean would
+            mean = float(np.nanmean(self.fitness))
         return GenerationStats(
             generation=self.generation,
             evaluations=self._evaluations,
             cache_hits=self._cache_hits,
             best_fitness=best,
-            mean_fitness=float(np.nanmean(self.fitness)),
+            mean_fitness=mean,
             improved=bool(best < previous_best),
         )

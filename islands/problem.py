@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from islands.errors import InputError
+from islands.operators import mutation_sites, uniform_crossover
 from islands.targets import ProblemObject, is_target, load_target
 
 ENTRY_POINT_GROUP = "islands.problems"
@@ -79,9 +80,9 @@ class CompleteProblem:
     """Any object with the required parts, plus defaults for every optional part.
 
     Optional parts and their defaults:
-    - `mutate(genomes, rng) -> genomes`: floats get Gaussian noise on ~1/len genes
-      (sigma = 10 % of `bounds` when the problem has `bounds = (low, high)`, else 0.1),
-      other dtypes get ~1/len genes reset to values of fresh random genomes.
+    - `mutate(genomes, rng) -> genomes`: floats get Gaussian noise on ~1/len genes, at
+      least one (sigma = 10 % of `bounds` when the problem has `bounds = (low, high)`, else
+      0.1), other dtypes get those genes reset to values of fresh random genomes.
     - `crossover(parents_a, parents_b, rng) -> children`: uniform crossover.
     - `improve(genomes, fitness, rng) -> (genomes, fitness)`: no local search.
     - `shared_arrays() -> dict[str, ndarray]`: nothing shared; `attach` absent.
@@ -148,20 +149,15 @@ class CompleteProblem:
             return np.asarray(self.inner.mutate(genomes, rng), dtype=self.genome_dtype)
         genomes = genomes.copy()
         flat = genomes.reshape(len(genomes), -1)
-        gene_count = flat.shape[1]
-        mask = rng.random(flat.shape) < max(1.0 / gene_count, 1e-9)
-        # Every child changes at least one gene, else mutation would be a no-op copy.
-        empty_rows = ~mask.any(axis=1)
-        mask[empty_rows, rng.integers(0, gene_count, int(empty_rows.sum()))] = True
+        rows, genes = mutation_sites(len(genomes), flat.shape[1], rng)
         if np.issubdtype(self.genome_dtype, np.floating):
             bounds = getattr(self.inner, "bounds", None)
             sigma = 0.1 if bounds is None else 0.1 * (float(bounds[1]) - float(bounds[0]))
-            flat[mask] += rng.normal(0.0, sigma, int(mask.sum()))
-            if bounds is not None:
-                np.clip(flat, bounds[0], bounds[1], out=flat)
+            changed = flat[rows, genes] + rng.normal(0.0, sigma, rows.size)
+            flat[rows, genes] = changed if bounds is None else np.clip(changed, bounds[0], bounds[1])
         else:
             fresh = self.random(rng, len(genomes)).reshape(len(genomes), -1)
-            flat[mask] = fresh[mask]
+            flat[rows, genes] = fresh[rows, genes]
         return genomes
 
     def crossover(
@@ -169,8 +165,7 @@ class CompleteProblem:
     ) -> np.ndarray:
         if hasattr(self.inner, "crossover"):
             return np.asarray(self.inner.crossover(parents_a, parents_b, rng), dtype=self.genome_dtype)
-        take_b = rng.random(parents_a.shape) < 0.5
-        return np.where(take_b, parents_b, parents_a).astype(self.genome_dtype, copy=False)
+        return uniform_crossover(parents_a, parents_b, rng).astype(self.genome_dtype, copy=False)
 
     def improve(
         self, genomes: np.ndarray, fitness: np.ndarray, rng: np.random.Generator

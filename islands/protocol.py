@@ -84,6 +84,7 @@ class Telemetry:
     cache_hits: int
     cache_misses: int
     migration: dict[str, Any] = field(default_factory=dict)  # MigrationStats.as_dict() + declined
+    cache_off: bool = False  # the island switched its cache off itself (too few hits)
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,7 @@ class IslandLoop:
         self.lockstep = LockstepInbox(topology, spec.island_id, spec.sync_floor)
         self.reporter = Reporter(spec, self.send)
         self.last_checkpoint = -math.inf  # the first generation is always saved
+        self.last_migration = -math.inf
 
     def _build_island(self, problem: Any) -> Island:
         spec = self.spec
@@ -245,7 +246,7 @@ class IslandLoop:
             island.best_fitness, island.population_size, int(island.population_bytes),
             island.cache_bytes, cache.hits if cache else 0, cache.misses if cache else 0,
             {**self.exchange.stats.as_dict(), "declined": self.exchange.declined,
-             "bad_messages": self.protocol_stats.dropped})
+             "bad_messages": self.protocol_stats.dropped}, island.cache_switched_off)
 
     # -- commands and checkpoints -------------------------------------------------------
     def execute(self, command: protocol.Command) -> str | None:
@@ -300,6 +301,11 @@ class IslandLoop:
         if (spec.n_islands < 2 or migration.migrants <= 0
                 or not should_migrate(generation, migration.interval)):
             return None
+        if not migration.sync and migration.period_s > 0:  # lockstep must not skip one
+            now = time.monotonic()
+            if now - self.last_migration < migration.period_s:
+                return None
+            self.last_migration = now
         self.send(protocol.Migrants(spec.island_id, generation, self.exchange.emigrants(generation)))
         return self.wait_for_sources(generation) if migration.sync else None
 

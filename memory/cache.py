@@ -110,6 +110,11 @@ class BoundedCache:
             entries=len(self._lru),
         )
 
+    @property
+    def lookups(self) -> tuple[int, int]:
+        """(hits, misses) so far: `stats` without building it (cheap enough per generation)."""
+        return self._hits, self._misses
+
     def __len__(self) -> int:
         return len(self._lru)
 

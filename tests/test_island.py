@@ -5,7 +5,7 @@ import pytest
 
 from islands.checkpoint import load_state, pack_array, save_state
 from islands.errors import InputError
-from islands.island import Island, derive_seed
+from islands.island import CACHE_MIN_HIT_RATE, CACHE_TRIAL_LOOKUPS, Island, derive_seed
 from islands.params import IslandParams
 from islands.problem import build_problem
 
@@ -284,3 +284,45 @@ def test_refresh_rescores_a_restored_island_only_when_its_best_scores_differentl
     assert stale.refresh()
     assert np.array_equal(stale.population.fitness, rastrigin.evaluate(stale.population.genomes))
     assert stale.best_fitness == island.best_fitness
+
+
+class FewBits:
+    """Eight bits, so children repeat often: a cache that pays."""
+
+    genome_shape = (8,)
+    genome_dtype = np.dtype(np.int8)
+    individual_bytes = 8
+
+    def random(self, rng, n):
+        return rng.integers(0, 2, size=(n, 8), dtype=np.int8)
+
+    def evaluate(self, genomes):
+        return -genomes.sum(axis=1).astype(np.float64)
+
+
+def test_a_cache_without_hits_switches_itself_off_and_keeps_its_counts(rastrigin):
+    island = make_island(rastrigin, population_size=50, chunk_size=None)
+    steps = 0
+    while not island.cache_switched_off:
+        assert steps < 200, "a real-valued genome's cache never switched off"
+        island.step()
+        steps += 1
+    hits, misses = island.cache.lookups
+    assert hits == 0 and misses >= CACHE_TRIAL_LOOKUPS
+    assert island.cache_bytes == 0 and island.cache_stats.misses == misses
+    island.step()  # no more look-ups, no more entries
+    assert island.cache.lookups == (hits, misses) and island.cache_bytes == 0
+    assert island.state()["config"]["cache_entries"] == 0  # a restored island starts without
+    # An explicit size turns it on again: a new cache, on a new trial.
+    island.resize_cache(max_entries=100)
+    island.step()
+    assert not island.cache_switched_off and island.cache.lookups == (0, 50)
+
+
+def test_a_cache_that_hits_stays_on():
+    island = make_island(FewBits(), population_size=50, chunk_size=None)
+    for _ in range(3 * CACHE_TRIAL_LOOKUPS // 50):
+        island.step()
+    hits, misses = island.cache.lookups
+    assert hits + misses >= CACHE_TRIAL_LOOKUPS and hits > CACHE_MIN_HIT_RATE * (hits + misses)
+    assert not island.cache_switched_off and island.cache_bytes > 0

@@ -260,7 +260,7 @@ def test_buffer_types_are_accepted():
 # --- specific drops, each with its reason ------------------------------------------------------
 V = PROTOCOL_VERSION
 STARTED = (V, Started.TAG, 0, 5, 16)  # the fixed part of a Started (restored comes last)
-TELEMETRY = (V, Telemetry.TAG, 1, int(IslandState.RUNNING), 7, 70, 1.5, 8, 100, 0, 0, 0, {})
+TELEMETRY = (V, Telemetry.TAG, 1, int(IslandState.RUNNING), 7, 70, 1.5, 8, 100, 0, 0, 0, {}, False)
 
 DROPS = [
     ("wrong version", _raw(V + 1, *STARTED[1:], False), "version"),
@@ -278,7 +278,7 @@ DROPS = [
      "Command.arg: bad type"),
     ("str for bytes", _raw(V, Migrants.TAG, 0, 5, "payload"), "Migrants.payload: bad type"),
     ("bytes for str", _raw(V, Done.TAG, 0, b"stopped", 3), "Done.reason: bad type"),
-    ("list for dict", _raw(*TELEMETRY[:-1], []), "Telemetry.migration: bad type"),
+    ("list for dict", _raw(*TELEMETRY[:-2], [], False), "Telemetry.migration: bad type"),
     ("unknown command kind", _raw(V, Command.TAG, 99, 0.5, 1), "Command.kind: unknown value"),
     ("unknown ack command", _raw(V, Ack.TAG, 0, 0, 1, 8, 3), "Ack.command: unknown value"),
     ("unknown island state", _raw(*TELEMETRY[:3], 42, *TELEMETRY[4:]),

@@ -35,7 +35,7 @@ def make_spec(tmp_path, **overrides):
         run_seed=3, best_report_s=0.0, telemetry_s=0.0,
     )
     migration = {"interval": 2, "migrants": 2}
-    for key in ("sync", "sync_timeout", "topology"):
+    for key in ("sync", "sync_timeout", "topology", "period_s"):
         if key in overrides:
             migration[key] = overrides.pop(key)
     values.update(overrides)
@@ -416,3 +416,15 @@ def test_island_process_through_the_local_backend(tmp_path):
         assert load_state(tmp_path / "island-0.msgpack")["generation"] == done[0].generation
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
+def test_migration_period_limits_async_migrations_per_second_not_lockstep(tmp_path, sync):
+    # A neighbour that answers every lockstep generation: island 1 is "gone" from the start.
+    spec = make_spec(tmp_path, max_generations=200, period_s=3600.0, sync=sync)
+    island = ServedIsland(spec, before=[protocol.SourceGone(1, 0)] if sync else ())
+    island.done()
+    sent = [m for m in island.received if isinstance(m, protocol.Migrants)]
+    # Interval 2 over 200 generations: 100 migrations, unless the period holds them back.
+    assert len(sent) == (100 if sync else 1)
+    assert sent[0].generation == 2
