@@ -8,8 +8,10 @@ samples, numbers or errors so tests can drive the monitor through pressure spike
 its memory itself instead of being probed from outside).
 
 Cost: smaps_rollup walks each process's page tables, so it costs more the more a process
-has resident; `ProcessProbe(full_interval=...)` reads in full less often and estimates in
-between from O(1) counters (see the class). `benchmarks/probe_cost.py` measures both.
+has resident; by default `ProcessProbe` reads each process in full at most every
+DEFAULT_FULL_INTERVAL_S and estimates in between from O(1) counters (see the class;
+`full_interval=0` for full reads only). `benchmarks/probe_cost.py` measures the cost,
+`benchmarks/probe_accuracy.py` how far the estimates stray from full reads.
 
 Does not cover: deciding what a sample means (`memory.monitor`), which processes to measure
 or how their numbers travel between processes (the caller passes pids, or builds a
@@ -124,47 +126,67 @@ def read_statm(pid: int) -> tuple[int, int]:
     return resident * _PAGE_SIZE, (resident - shared) * _PAGE_SIZE
 
 
+# ProcessProbe's defaults: a full read of a process at most every 2 s, sooner when its
+# counters moved by more than 10 % of its PSS (see the class docstring for the figures).
+DEFAULT_FULL_INTERVAL_S = 2.0
+DEFAULT_DRIFT_FRACTION = 0.10
+
+
 @dataclass
 class _FullReading:
     t: float
     pss: int
     uss: int
     anon: int
+    rss: int
 
 
 class ProcessProbe(MemoryProbe):
     """The real probe: smaps_rollup per pid, psutil `memory_full_info()` as fallback.
 
     smaps_rollup walks the page tables, so its cost grows with each process's resident
-    size (about 10 ms per 256 MB of 4 KiB pages on the test VM). With `full_interval` > 0
-    a process is read in full at most that often; in between its PSS and USS are the last
-    full values plus the change in anonymous RSS from /proc/PID/statm (O(1)), which is
-    what island growth and shrinking change. A change in anonymous RSS larger than
-    `drift_fraction` of the last PSS forces a full read at once. Default: always full.
+    size (about 1 ms per 256 MB of 4 KiB pages on the 2-core test VM, less for numpy's
+    large arrays on transparent huge pages). With `full_interval` > 0 (the default,
+    DEFAULT_FULL_INTERVAL_S) a process is read in full at most that often; in between,
+    its PSS and USS are the last full values plus the change in anonymous RSS from
+    /proc/PID/statm (O(1)), which is what island growth and shrinking change, and is
+    exact for private pages. Read in full at once instead: a process whose anonymous RSS
+    moved by more than `drift_fraction` of its last PSS; every process when one's shared
+    (file and shmem) RSS moved by more than that, or when the set of pids asked about
+    changed (a page mapped by one more or one fewer process changes every sharer's PSS).
+    `full_interval=0` reads every process in full on every sample.
+
+    Why the default: benchmarks/probe_accuracy.py (8 numpy children ramping 100-300 MB
+    and back, half of them mapping a 64 MB shared segment, sampled every 0.5 s; medians
+    of 3 runs) measured the peak total PSS at 0.995-1.000 of the full reads' peak and at
+    most 1.7 % off in any sample, for full_interval 1, 2 and 5 s alike; 2 s keeps a change
+    the counters do not show (a page's sharers changing) at most four monitor samples old.
+    benchmarks/probe_cost.py: 8 idle numpy islands cost 0.5-0.7 ms per sample on average
+    this way against 1.4-2.3 ms for full reads only (4-200 MB each, on a busy 2-core VM).
     """
 
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
         *,
-        full_interval: float = 0.0,
-        drift_fraction: float = 0.10,
+        full_interval: float = DEFAULT_FULL_INTERVAL_S,
+        drift_fraction: float = DEFAULT_DRIFT_FRACTION,
     ):
         self._clock = clock
         self.full_interval = float(full_interval)
         self.drift_fraction = float(drift_fraction)
         self._full: dict[int, _FullReading] = {}
+        self._asked: set[int] = set()
         self.full_reads = 0
         self.estimated_reads = 0
 
     def sample(self, pids: Iterable[int]) -> MemorySample:
         now = self._clock()
+        pids = [int(pid) for pid in pids]
+        estimates = self._estimates(pids, now) if self.full_interval > 0 else {}
         sample = MemorySample(t=now)
         for pid in pids:
-            pid = int(pid)
-            measured = self._estimate(pid, now) if self.full_interval > 0 else None
-            if measured is None:
-                measured = self._measure_full(pid, now)
+            measured = estimates.get(pid) or self._measure_full(pid, now)
             if measured is None:
                 continue
             pss, uss, rss = measured
@@ -177,19 +199,34 @@ class ProcessProbe(MemoryProbe):
         sample.host_available_bytes = int(psutil.virtual_memory().available)
         return sample
 
-    def _estimate(self, pid: int, now: float) -> tuple[int, int, int] | None:
-        last = self._full.get(pid)
-        if last is None or now - last.t >= self.full_interval:
-            return None
-        try:
-            rss, anon = read_statm(pid)
-        except (ProcessLookupError, OSError, IndexError, ValueError):
-            return None  # let the full read decide whether the process is gone
-        growth = anon - last.anon
-        if abs(growth) > self.drift_fraction * max(last.pss, 1):
-            return None
-        self.estimated_reads += 1
-        return max(0, last.pss + growth), max(0, last.uss + growth), rss
+    def _estimates(self, pids: list[int], now: float) -> dict[int, tuple[int, int, int]]:
+        """(pss, uss, rss) from statm for the pids whose last full read is still good.
+
+        Empty (all read in full) when the processes asked about changed or one's shared
+        RSS moved by more than the drift allowance: a page shared by one more or one
+        fewer process changes every sharer's PSS, while only one process's counters move.
+        """
+        asked = set(pids)
+        if asked != self._asked:
+            self._asked = asked
+            return {}
+        estimates = {}
+        for pid in pids:
+            last = self._full.get(pid)
+            if last is None or now - last.t >= self.full_interval:
+                continue
+            try:
+                rss, anon = read_statm(pid)
+            except (ProcessLookupError, OSError, IndexError, ValueError):
+                continue  # let the full read decide whether the process is gone
+            allowance = self.drift_fraction * max(last.pss, 1)
+            if abs((rss - anon) - (last.rss - last.anon)) > allowance:
+                return {}
+            growth = anon - last.anon
+            if abs(growth) <= allowance:
+                estimates[pid] = (max(0, last.pss + growth), max(0, last.uss + growth), rss)
+        self.estimated_reads += len(estimates)
+        return estimates
 
     def _measure_full(self, pid: int, now: float) -> tuple[int, int, int] | None:
         measured = self._read_full(pid)
@@ -199,10 +236,12 @@ class ProcessProbe(MemoryProbe):
         self.full_reads += 1
         if self.full_interval > 0:
             try:
-                _rss, anon = read_statm(pid)
+                rss, anon = read_statm(pid)
             except (ProcessLookupError, OSError, IndexError, ValueError):
                 return measured
-            self._full[pid] = _FullReading(t=now, pss=measured[0], uss=measured[1], anon=anon)
+            self._full[pid] = _FullReading(
+                t=now, pss=measured[0], uss=measured[1], anon=anon, rss=rss
+            )
         return measured
 
     @staticmethod
@@ -234,7 +273,7 @@ class ProcessMemory:
 def own_memory() -> ProcessMemory:
     """This process's PSS/USS/RSS, read as cheaply as the platform allows.
 
-    Tries `/proc/self/smaps_rollup` (exact; cost grows with resident size, about 10 ms per
+    Tries `/proc/self/smaps_rollup` (exact; cost grows with resident size, about 1 ms per
     256 MB), then psutil `memory_full_info()`, then `/proc/self/statm` (O(1) counters: RSS
     exact, PSS taken as RSS, an upper bound, and USS as anonymous RSS). Raises OSError when
     none of them can be read.
@@ -305,6 +344,8 @@ class ScriptedProbe(MemoryProbe):
 
 
 __all__ = [
+    "DEFAULT_DRIFT_FRACTION",
+    "DEFAULT_FULL_INTERVAL_S",
     "MemoryProbe",
     "MemorySample",
     "ProcessMemory",

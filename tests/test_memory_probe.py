@@ -1,6 +1,8 @@
-"""memory.probe: the real smaps_rollup probe on live and dead processes; the scripted probe;
-own_memory() and its fallbacks."""
+"""memory.probe: the real smaps_rollup probe on live and dead processes, its cheap mode (the
+default: statm estimates between full reads) on real growing, steady and sharing children;
+the scripted probe; own_memory() and its fallbacks."""
 
+import mmap
 import os
 import subprocess
 import sys
@@ -13,6 +15,8 @@ import pytest
 import memory
 import memory.probe as probe_module
 from memory.probe import (
+    DEFAULT_DRIFT_FRACTION,
+    DEFAULT_FULL_INTERVAL_S,
     MemorySample,
     ProcessMemory,
     ProcessProbe,
@@ -25,7 +29,7 @@ MIB = 1 << 20
 
 
 def test_process_probe_measures_this_process():
-    sample = ProcessProbe().sample([os.getpid()])
+    sample = ProcessProbe(full_interval=0).sample([os.getpid()])
     pid = os.getpid()
     assert set(sample.pss_by_pid) == {pid}
     assert 0 < sample.uss_by_pid[pid] <= sample.pss_by_pid[pid] <= sample.rss_by_pid[pid]
@@ -45,7 +49,7 @@ def test_smaps_rollup_agrees_with_psutil():
 def test_dead_and_unknown_pids_are_skipped():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    sample = ProcessProbe().sample([os.getpid(), child.pid, 2**22 + 12345])
+    sample = ProcessProbe(full_interval=0).sample([os.getpid(), child.pid, 2**22 + 12345])
     assert set(sample.pss_by_pid) == {os.getpid()}
 
 
@@ -83,48 +87,162 @@ def test_scripted_probe_needs_items():
 
 
 GROWER = """
-import sys
+import mmap, sys
 blocks = []
 for line in sys.stdin:
-    mb = int(line)
-    block = bytearray(mb << 20)
-    block[::4096] = b"x" * len(block[::4096])  # touch every page: anonymous, private
-    blocks.append(block)
+    command, argument = line.split()
+    if command == "grow":
+        block = bytearray(int(argument) << 20)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page: anonymous, private
+        blocks.append(block)
+    else:  # map PATH: map a shared tmpfs file and read every page
+        with open(argument, "rb") as handle:
+            blocks.append(mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ))
+        sum(blocks[-1][::4096])
     print("ok", flush=True)
 """
 
 
-def test_cheap_mode_estimates_growth_and_rereads_on_drift():
-    child = subprocess.Popen(
-        [sys.executable, "-c", GROWER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+class Grower:
+    """A real child process that grows by private MB or maps a shared file on request."""
 
-    def grow(mb):
-        child.stdin.write(f"{mb}\n")
-        child.stdin.flush()
-        assert child.stdout.readline().strip() == "ok"
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", GROWER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.process.pid
 
-    try:
-        grow(100)
-        probe = ProcessProbe(full_interval=3600.0, drift_fraction=0.10)
-        first = probe.sample([child.pid])
-        assert (probe.full_reads, probe.estimated_reads) == (1, 0)
-        grow(5)  # +5 % of PSS: within the drift allowance, estimated from statm
-        second = probe.sample([child.pid])
-        assert (probe.full_reads, probe.estimated_reads) == (1, 1)
-        exact = read_smaps_rollup(child.pid)[0]
-        assert abs(second.pss_total - exact) < 2 << 20
-        assert second.pss_total - first.pss_total > 4 << 20
-        grow(40)  # +40 %: too much drift, read in full again
-        third = probe.sample([child.pid])
-        assert (probe.full_reads, probe.estimated_reads) == (2, 1)
-        assert abs(third.pss_total - read_smaps_rollup(child.pid)[0]) < 2 << 20
-    finally:
-        child.stdin.close()
-        child.wait()
+    def ask(self, command, argument):
+        self.process.stdin.write(f"{command} {argument}\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "ok"
+
+    def grow(self, mb):
+        self.ask("grow", mb)
+
+    def stop(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+@pytest.fixture
+def grower():
+    child = Grower()
+    yield child
+    if child.process.poll() is None:
+        child.stop()
+
+
+class StillClock:
+    """A clock that moves only when told: estimates stay due however slow the machine."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_cheap_mode_estimates_growth_and_rereads_on_drift(grower):
+    grower.grow(100)
+    probe = ProcessProbe(full_interval=3600.0, drift_fraction=0.10)
+    first = probe.sample([grower.pid])
+    assert (probe.full_reads, probe.estimated_reads) == (1, 0)
+    grower.grow(5)  # +5 % of PSS: within the drift allowance, estimated from statm
+    second = probe.sample([grower.pid])
+    assert (probe.full_reads, probe.estimated_reads) == (1, 1)
+    exact = read_smaps_rollup(grower.pid)[0]
+    assert abs(second.pss_total - exact) < 2 << 20
+    assert second.pss_total - first.pss_total > 4 << 20
+    grower.grow(40)  # +40 %: too much drift, read in full again
+    third = probe.sample([grower.pid])
+    assert (probe.full_reads, probe.estimated_reads) == (2, 1)
+    assert abs(third.pss_total - read_smaps_rollup(grower.pid)[0]) < 2 << 20
+    grower.stop()
     # Gone: skipped, and its cached reading forgotten.
-    assert probe.sample([child.pid]).pss_by_pid == {}
+    assert probe.sample([grower.pid]).pss_by_pid == {}
     assert probe.sample([os.getpid()]).pss_by_pid.keys() == {os.getpid()}
+
+
+def test_default_probe_is_the_cheap_mode():
+    assert DEFAULT_FULL_INTERVAL_S > 0
+    probe = ProcessProbe()
+    assert probe.full_interval == DEFAULT_FULL_INTERVAL_S
+    assert probe.drift_fraction == DEFAULT_DRIFT_FRACTION
+    assert ProcessProbe(full_interval=0).full_interval == 0
+
+
+def test_default_probe_reads_growth_beyond_drift_in_full_at_once(grower):
+    grower.grow(100)
+    clock = StillClock()
+    probe = ProcessProbe(clock=clock)  # the default mode; the full interval never runs out
+    first = probe.sample([grower.pid])
+    assert (probe.full_reads, probe.estimated_reads) == (1, 0)
+    grower.grow(int(100 * 2 * DEFAULT_DRIFT_FRACTION))  # twice the drift allowance
+    clock.now += 0.5
+    grown = probe.sample([grower.pid])
+    assert (probe.full_reads, probe.estimated_reads) == (2, 0)  # read, not estimated
+    exact = read_smaps_rollup(grower.pid)[0]
+    assert abs(grown.pss_total - exact) < 2 * MIB
+    assert grown.pss_total - first.pss_total >= 15 * MIB
+
+
+def test_default_probe_estimate_of_a_steady_child_stays_within_5_percent(grower):
+    grower.grow(100)
+    clock = StillClock()
+    probe = ProcessProbe(clock=clock)
+    probe.sample([grower.pid])
+    for _ in range(5):
+        clock.now += 0.25  # stays inside the full interval: every one an estimate
+        estimated = probe.sample([grower.pid]).pss_total
+        exact = read_smaps_rollup(grower.pid)[0]
+        assert abs(estimated - exact) <= 0.05 * exact
+    assert (probe.full_reads, probe.estimated_reads) == (1, 5)
+
+
+def test_default_probe_rereads_every_sharer_when_one_maps_a_shared_segment(grower):
+    grower.grow(50)
+    path = f"/dev/shm/islands_test_probe_{os.getpid()}"
+    with open(path, "wb+") as handle:
+        handle.truncate(64 * MIB)
+        segment = mmap.mmap(handle.fileno(), 0)
+    try:
+        segment[:] = b"\x01" * len(segment)  # this process owns it: its PSS has all 64 MB
+        clock = StillClock()
+        probe = ProcessProbe(clock=clock)
+        pids = [os.getpid(), grower.pid]
+        before = probe.sample(pids)
+        assert (probe.full_reads, probe.estimated_reads) == (2, 0)
+        clock.now += 0.5
+        probe.sample(pids)
+        assert (probe.full_reads, probe.estimated_reads) == (2, 2)
+        # The child maps it: only the child's counters move, but this process's PSS
+        # drops by half the segment. Both are read in full.
+        grower.ask("map", path)
+        clock.now += 0.5
+        after = probe.sample(pids)
+        assert (probe.full_reads, probe.estimated_reads) == (4, 2)
+        dropped = before.pss_by_pid[os.getpid()] - after.pss_by_pid[os.getpid()]
+        assert 24 * MIB <= dropped <= 40 * MIB
+    finally:
+        segment.close()
+        os.unlink(path)
+
+
+def test_default_probe_rereads_all_when_the_pids_change(grower):
+    grower.grow(10)  # answered: started up, its memory settled
+    clock = StillClock()
+    probe = ProcessProbe(clock=clock)
+    probe.sample([os.getpid()])
+    clock.now += 0.5
+    probe.sample([os.getpid(), grower.pid])  # a new process: sharing may have changed
+    assert (probe.full_reads, probe.estimated_reads) == (3, 0)
+    clock.now += 0.5
+    probe.sample([os.getpid(), grower.pid])
+    assert (probe.full_reads, probe.estimated_reads) == (3, 2)
 
 
 def test_cheap_mode_rereads_after_full_interval():
@@ -144,7 +262,7 @@ def test_own_memory_of_this_process_is_positive_and_consistent():
     assert memory.own_memory is own_memory and memory.ProcessMemory is ProcessMemory
     assert 0 < mine.uss <= mine.pss <= mine.rss
     # Agrees with the probe's reading of this pid (a moment apart: a few MB of drift).
-    probed = ProcessProbe().sample([os.getpid()])
+    probed = ProcessProbe(full_interval=0).sample([os.getpid()])
     assert abs(mine.pss - probed.pss_by_pid[os.getpid()]) < 4 * MIB
     assert abs(mine.rss - probed.rss_by_pid[os.getpid()]) < 4 * MIB
     with pytest.raises(AttributeError):
