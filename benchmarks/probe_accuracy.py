@@ -17,7 +17,7 @@ the mean and median milliseconds per sample; medians over `--repeats` runs.
 
 Does not cover: the probe's CPU cost over many processes (benchmarks/probe_cost.py), the
 monitor's hysteresis (tests/test_memory_monitor.py), or real island runs
-(benchmarks/memory.py measures a run's peak with full reads).
+(benchmarks/memory.py measures real runs' peaks).
 
 Usage: .venv/bin/python benchmarks/probe_accuracy.py [--processes 8] [--seconds 20]
        [--repeats 3] [--interval 0.5] [--full-intervals 1,2,5] [--shared-mb 64]
