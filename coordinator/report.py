@@ -1,25 +1,25 @@
-"""The report of a run: `report.html` (one self-contained file) and its PNG plots.
+"""The report of a run: `report.html` (one self-contained file) and its SVG plots.
 
 Covers: `load_events(run_dir, strict)` (RUN_DIR/events.jsonl; a line that is not one
 JSON object is an `InputError` naming it when `strict`, else skipped), `report_data(events)`
 (the series every plot is drawn from, as plain JSON-able data: best fitness over time
 per island and global, memory per island against its slice with the total against the
 budget, pressure level changes and actions, population sizes, migrant totals, and the
-run's config and summary events), and `build_report(run_dir)`: the PNGs
+run's config and summary events), and `build_report(run_dir)`: the SVGs
 (`coordinator.report_plots`), for timetables the cost per constraint and the timetable
 as grids per curriculum, room and teacher (`coordinator.timetable_report`), all put
-into RUN_DIR/report.html with the PNGs embedded as base64. Everything is rebuilt from
+into RUN_DIR/report.html with the SVGs inline (`html_image`: no link, no script, so the
+one file works offline). Everything is rebuilt from
 events.jsonl alone (plus the instance and best.sol for the timetable grids), so
 `islands report RUN_DIR` gives the same plots from the same data.
 
 Does not cover: drawing (`coordinator.report_plots`), the timetable tables and CSV
-(`coordinator.timetable_report`), the commands (`coordinator.review_cli`). matplotlib is
-imported only here and in report_plots, never in island workers.
+(`coordinator.timetable_report`), the commands (`coordinator.review_cli`). pygal is
+imported only in report_plots, when drawing, never in island workers.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,14 @@ from islands.errors import InputError
 from memory.budget import format_bytes
 
 REPORT_FILE = "report.html"
-PLOT_FILES = ("plot_best.png", "plot_memory.png", "plot_population.png", "plot_migration.png")
+PLOT_FILES = ("plot_best.svg", "plot_memory.svg", "plot_memory_islands.svg", "plot_population.svg",
+              "plot_migration.svg")
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1300px}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;
 font-size:.85em;vertical-align:top}th{background:#f0f0f0}table.facts td:first-child{
-font-weight:bold;background:#f7f7f7}img{max-width:100%;display:block;margin:.5em 0}
+font-weight:bold;background:#f7f7f7}svg.pygal-chart{max-width:100%;height:auto;display:block;
+margin:.5em 0}
 details{margin:.3em 0}summary{cursor:pointer;font-weight:bold}.empty{color:#aaa}"""
 
 
@@ -125,9 +127,9 @@ def html_table(rows: list[tuple[str, str]], css_class: str = "") -> str:
 
 
 def html_image(path: Path, title: str) -> str:
-    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
-            f'src="data:image/png;base64,{encoded}">')
+    """A heading and the SVG at `path` inline (its XML declaration dropped)."""
+    svg = path.read_text(encoding="utf-8")
+    return f"<h2>{html.escape(title)}</h2>\n{svg[svg.index('<svg'):]}"
 
 
 def render_html(run_dir: Path, data: dict[str, Any], plots: list[tuple[Path, str]],
@@ -150,7 +152,7 @@ def render_html(run_dir: Path, data: dict[str, Any], plots: list[tuple[Path, str
 
 
 def build_report(run_dir: str | Path, strict: bool = False) -> Path:
-    """Write RUN_DIR/report.html and its PNGs from RUN_DIR/events.jsonl; returns the path."""
+    """Write RUN_DIR/report.html and its SVGs from RUN_DIR/events.jsonl; returns the path."""
     from coordinator.report_plots import draw_plots
 
     run_dir = Path(run_dir)

@@ -3,7 +3,7 @@
 Covers: `load_timetable(summary, run_dir)` (the instance named by the run's problem spec
 and the best solution, `best.sol`, both resolved from the directory the run started in,
 with RUN_DIR/best.sol as a fallback; `InputError` when either is missing),
-`timetable_sections(data, run_dir)` (HTML: the cost per constraint as a plot and
+`timetable_sections(data, run_dir)` (HTML: the cost per constraint as a plot (SVG) and
 a table, then the timetable as grids of days x periods per curriculum, room and
 teacher, each in a folding section) and `timetable_rows` / `write_csv` (one row per
 lecture: course, teacher, room, day, period, curricula).
@@ -124,7 +124,7 @@ def timetable_sections(data: dict[str, Any], run_dir: Path) -> list[str]:
 
     summary = data["summary"]
     costs = cost_table(summary)
-    cost_plot = draw_costs(costs, Path(run_dir) / "plot_costs.png")
+    cost_plot = draw_costs(costs, Path(run_dir) / "plot_costs.svg")
     sections = [html_image(cost_plot, "Cost per constraint"),
                 html_table([(name, str(value)) for name, value in costs.items()]
                        + [("total: hard / soft", f"{summary.get('hard_violations')} / "
