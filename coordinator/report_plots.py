@@ -9,6 +9,8 @@ and migrant totals; `draw_costs(costs, path)` (cost per constraint, for timetabl
 constraints in red). Each SVG has a fixed chart id instead of pygal's random uuid, and
 neither pygal's date comment nor any script (its tooltip JavaScript, linked from a CDN,
 is off), so the same data gives the same bytes and the page that embeds it works offline.
+A series of more than MAX_POINTS points is thinned per time bucket (first, lowest,
+highest and last point kept), so a long run's plots stay small and quick to draw.
 
 Does not cover: what the series are (`coordinator.report.report_data`), the HTML and how
 an SVG is embedded (`coordinator.report`). Only the coordinator imports this module (and
