@@ -23,6 +23,7 @@ from islands.errors import InputError, check_seed
 from islands.topology import TOPOLOGIES
 
 BACKENDS = ("local", "ray")
+START_METHODS = ("fork", "forkserver", "spawn")
 THRESHOLD_KEYS = ("elevated", "high", "critical", "emergency")
 
 
@@ -88,6 +89,9 @@ class RunConfig(Table):
     backend: Annotated[str, doc("where islands run: " + ", ".join(BACKENDS))] = "local"
     address: Annotated[str | None, doc(
         "the Ray cluster for --backend ray, auto or HOST:PORT (default: a local Ray)")] = None
+    start_method: Annotated[str, doc(
+        "how local island processes start: fork (they share the coordinator's loaded "
+        "modules: about half the memory), spawn (fresh interpreters), forkserver")] = "fork"
     out: Annotated[str | None, doc("run directory (default: runs/<problem>-<time>)")] = None
     overwrite: Annotated[bool, doc(
         "start a new run in a RUN_DIR holding a stopped or finished one (its files are "
@@ -165,7 +169,8 @@ def check_ranges(config: RunConfig, source: str) -> None:
         value = get_value(config, name)
         if value is not None and not value > 0:
             raise bad(name, "positive", value)
-    for name, known in (("topology", TOPOLOGIES), ("backend", BACKENDS)):
+    for name, known in (("topology", TOPOLOGIES), ("backend", BACKENDS),
+                        ("start_method", START_METHODS)):
         if get_value(config, name) not in known:
             raise InputError(f"{source}: unknown {name} {get_value(config, name)!r} "
                              f"(choose from {', '.join(known)})")
@@ -175,6 +180,6 @@ def check_ranges(config: RunConfig, source: str) -> None:
                              f"{', '.join(THRESHOLD_KEYS)})")
 
 
-__all__ = ["BACKENDS", "FLAT_NAMES", "GROUPS", "THRESHOLD_KEYS", "MemorySettings",
+__all__ = ["BACKENDS", "START_METHODS", "FLAT_NAMES", "GROUPS", "THRESHOLD_KEYS", "MemorySettings",
            "OutputSettings", "RunConfig", "SearchSettings", "StopSettings", "check_ranges",
            "default_of", "get_value", "help_of"]

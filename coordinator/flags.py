@@ -16,7 +16,7 @@ import argparse
 import typing
 from typing import Any
 
-from coordinator.config_model import BACKENDS, FLAT_NAMES, default_of, help_of
+from coordinator.config_model import BACKENDS, FLAT_NAMES, START_METHODS, default_of, help_of
 from islands.topology import TOPOLOGIES
 from memory.budget import BudgetError, parse_size
 
@@ -25,7 +25,7 @@ NOT_FLAGS = ("problem", "workdir", "thresholds")
 NEGATED = {"streaming": ("--no-streaming", "evaluate whole generations at once (the old, "
                                            "memory-hungry way)"),
            "record_history": ("--no-history", "do not record this run in the run history")}
-CHOICES = {"topology": TOPOLOGIES, "backend": BACKENDS}
+CHOICES = {"topology": TOPOLOGIES, "backend": BACKENDS, "start_method": START_METHODS}
 METAVARS = {"time_limit": "SECONDS", "sync_timeout": "SECONDS", "checkpoint_interval": "SECONDS",
             "monitor_interval": "SECONDS", "progress_interval": "SECONDS", "memory_budget": "SIZE",
             "out": "RUN_DIR", "history": "FILE", "address": "auto|HOST:PORT"}

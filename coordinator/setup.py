@@ -166,7 +166,7 @@ def build_run(config: RunConfig, *, probe: MemoryProbe | None = None,
         backend = RayBackend(address=config.address, slice_bytes=hardware.slice_bytes,
                              budget=config.memory.budget,
                              cpus=hardware.islands)
-    backend = backend if backend is not None else LocalBackend(probe)
+    backend = backend if backend is not None else LocalBackend(probe, config.start_method)
     try:
         logger.info(hardware.log_line())
         for reason in hardware.reasons:

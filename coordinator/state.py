@@ -29,6 +29,7 @@ import fcntl
 import logging
 import os
 import re
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -132,6 +133,21 @@ class RunDirectory:
             self.lock_handle = None
 
 
+# Lock files this process holds. A forked island inherits their descriptors, and a flock
+# lasts while any descriptor of it is open: an island outliving a killed coordinator would
+# keep the run locked. Children close their copies at once (the parent's lock stays).
+_held_locks: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close_inherited_locks() -> None:
+    for handle in list(_held_locks):
+        with contextlib.suppress(OSError, ValueError):
+            handle.close()  # this process's copy only: the parent's descriptor keeps the lock
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 def acquire_lock(run_dir: Path) -> Any:
     """Lock `run_dir` for this process; InputError if another process holds it."""
     handle = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115
@@ -141,6 +157,7 @@ def acquire_lock(run_dir: Path) -> Any:
         handle.close()
         raise InputError(f"{run_dir}: the run is still going (another islands process holds "
                          f"{LOCK_FILE}); stop it first (Ctrl-C or SIGTERM)") from None
+    _held_locks.add(handle)
     with contextlib.suppress(OSError):  # for people: which process works here (a full disk
         os.ftruncate(handle.fileno(), 0)  # leaves it empty; the lock is what counts)
         os.write(handle.fileno(), f"{os.getpid()}\n".encode())

@@ -8,7 +8,7 @@ most every SNAPSHOT_S of run time, and shows progress: the rich live view
 (`coordinator.live`) when stderr is a terminal and neither `--quiet` nor `--json` was
 given, else one plain summary line every `config.output.progress_interval` seconds, whatever
 the island count. `finish(summary)` stops the live view, builds `report.html` and its
-PNGs (`coordinator.report`; a failure is a warning), records the run in the history
+SVG plots (`coordinator.report`; a failure is a warning), records the run in the history
 (`coordinator.history`; a failure is a warning) and logs how it compares with earlier
 runs on the same instance, then closes run.log.
 

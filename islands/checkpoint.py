@@ -6,8 +6,9 @@ one, never half of one; `durable=False` skips the fsyncs: still atomic against a
 process, not against a power cut, for writes too frequent to wait for the disk), `save_state()` / `load_state()` (a msgpack map with the header
 `{"format": "islands-checkpoint", "v": 1, "state": {...}}`; unreadable, garbled or
 foreign files raise `InputError` naming the file) and `pack_array()` / `unpack_array()`
-(an array as `{"dtype", "shape", "data"}` with explicit byte order), which
-`Island.state()` uses; `sweep_temp_files()` removes the temp files a killed writer left.
+(an array as `{"dtype", "shape", "data"}` with explicit byte order) and
+`pack_big_ints()` / `unpack_big_ints()` (ints past 64 bits, as a random generator's state
+holds), which `Island.state()` uses; `sweep_temp_files()` removes the temp files a killed writer left.
 
 Does not cover: what goes into an island's state (`islands.island.Island.state`), when
 checkpoints are written, the run directory layout and resuming (the coordinator).
@@ -133,3 +134,22 @@ def unpack_array(packed: Any) -> np.ndarray:
     if expected != len(data):
         raise InputError(f"packed array holds {len(data)} bytes, its shape needs {expected}")
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def pack_big_ints(value: Any) -> Any:
+    """Ints as decimal strings, for state maps (PCG64 state holds 128-bit ints; msgpack stops at 64)."""
+    if isinstance(value, dict):
+        return {key: pack_big_ints(item) for key, item in value.items()}
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return {"int": str(value)}
+    return value
+
+
+def unpack_big_ints(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"int"}:
+            return int(value["int"])
+        return {key: unpack_big_ints(item) for key, item in value.items()}
+    return value

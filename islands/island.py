@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 import memory
-from islands.checkpoint import pack_array, unpack_array
+from islands.checkpoint import pack_array, pack_big_ints, unpack_array, unpack_big_ints
 from islands.errors import InputError
 from islands.operators import best_index, best_k, replace_worst
 from islands.params import IslandParams
@@ -60,25 +60,6 @@ def _seed_sequence(seed: int | np.random.SeedSequence, island_id: int) -> np.ran
     if isinstance(seed, np.random.SeedSequence):
         return seed  # already the island's own sequence
     return np.random.SeedSequence(derive_seed(int(seed), island_id))
-
-
-def _encode_ints(value: Any) -> Any:
-    """Ints as decimal strings (PCG64 state holds 128-bit ints; msgpack stops at 64)."""
-    if isinstance(value, dict):
-        return {key: _encode_ints(item) for key, item in value.items()}
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return {"int": str(value)}
-    return value
-
-
-def _decode_ints(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"int"}:
-            return int(value["int"])
-        return {key: _decode_ints(item) for key, item in value.items()}
-    return value
 
 
 class Island:
@@ -340,7 +321,7 @@ class Island:
             "v": STATE_VERSION,
             "problem": self.problem.name,
             "island_id": self.island_id,
-            "rng": _encode_ints(self.rng.bit_generator.state),
+            "rng": pack_big_ints(self.rng.bit_generator.state),
             "generation": self.generation,
             "evaluations": self.evaluations,
             "cache_hits": self.cache_hits,
@@ -374,7 +355,7 @@ class Island:
                 seed=0,  # replaced by the saved stream below
                 params=params,
             )
-            island.rng.bit_generator.state = _decode_ints(state["rng"])
+            island.rng.bit_generator.state = unpack_big_ints(state["rng"])
             genomes = unpack_array(state["genomes"])
             fitness = unpack_array(state["fitness"])
             island.generation = int(state["generation"])

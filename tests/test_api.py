@@ -142,9 +142,17 @@ def test_classes_defined_in_main_travel_to_the_islands(tmp_path):
     assert "BEST" in script.stdout
 
 
-def test_a_script_without_a_main_guard_gets_one_clear_message(tmp_path):
-    unguarded = _python(SCRIPT.format(call=CALL.format(out=str(tmp_path / "run"))), tmp_path,
-                        as_file=True)
+def test_a_script_without_a_main_guard_runs_with_fork_and_gets_one_clear_message_with_spawn(
+        tmp_path):
+    # Forked islands never re-run the script: no guard needed (the default start method).
+    forked = _python(SCRIPT.format(call=CALL.format(out=str(tmp_path / "fork"))), tmp_path,
+                     as_file=True)
+    assert forked.returncode == 0, forked.stderr
+    assert "BEST" in forked.stdout
+    # Spawned islands re-run it: the run would start again in each, so it says so once.
+    spawn_call = CALL.replace("generations=5,", "generations=5, start_method='spawn',")
+    unguarded = _python(SCRIPT.format(call=spawn_call.format(out=str(tmp_path / "run"))),
+                        tmp_path, as_file=True)
     assert unguarded.returncode == 1
     assert "put the call under `if __name__ == \"__main__\":`" in unguarded.stderr
     assert "bootstrapping phase" not in unguarded.stderr  # no spawn tracebacks

@@ -6,6 +6,7 @@ replaces that run's files (and leaves the user's own)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ import time
 
 from coordinator.config import flat_config
 from coordinator.run import start_run
+from coordinator.state import acquire_lock
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -69,3 +71,26 @@ def test_a_new_run_in_a_finished_runs_directory_needs_overwrite(tmp_path):
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events].count("summary") == 1
     assert (run_dir / "notes.txt").read_text() == "mine"
+
+
+def test_a_forked_island_does_not_keep_the_run_locked(tmp_path):
+    # Islands are forked from the coordinator: the lock's descriptor must not live on in them.
+    handle = acquire_lock(tmp_path)
+    reader, writer = os.pipe()
+    ready_reader, ready_writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: say it is up (after-fork hooks done), outlive the parent's lock
+        os.close(writer)
+        os.write(ready_writer, b"r")
+        os.read(reader, 1)
+        os._exit(0)
+    os.close(reader)
+    os.close(ready_writer)
+    try:
+        assert os.read(ready_reader, 1) == b"r"
+        handle.close()  # the coordinator ends
+        acquire_lock(tmp_path).close()  # free at once, though the child still lives
+    finally:
+        os.close(writer)
+        os.close(ready_reader)
+        os.waitpid(child, 0)

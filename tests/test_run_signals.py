@@ -48,9 +48,9 @@ def run_events(run_dir):
     return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
 
 
-def spawned_children(pid):
-    """Pids of the island processes under `pid`: multiprocess spawn children (not its
-    resource tracker or anything else it may start)."""
+def island_children(pid):
+    """Pids of the island processes under `pid`, by the name each gives itself (`island-N`),
+    not its resource tracker or anything else it may start."""
     found = []
     try:
         children = psutil.Process(pid).children(recursive=True)
@@ -58,24 +58,24 @@ def spawned_children(pid):
         return found
     for process in children:
         try:
-            cmdline = " ".join(process.cmdline())
+            name = process.name()
         except psutil.Error:
             continue  # it ended between listing and reading
-        if "spawn_main" in cmdline:
+        if name.startswith("island-"):
             found.append(process.pid)
     return found
 
 
 def island_pids(run_dir, child, timeout=120.0):
     """Pids of both islands once both have started and evolved (events carry no pids:
-    they are the coordinator's spawned children)."""
+    they are the coordinator's children named `island-N`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and child.poll() is None:
         events_file = run_dir / "events.jsonl"
         if events_file.exists():
             records = [json.loads(line) for line in events_file.read_text().splitlines() if line]
             started = {r["island"] for r in records if r["event"] == "island_started"}
-            pids = spawned_children(child.pid)
+            pids = island_children(child.pid)
             if len(started) == 2 and len(pids) == 2 and (run_dir / "best.npy").exists():
                 return pids
         time.sleep(0.1)
