@@ -164,7 +164,13 @@ class LocalBackend:
         process = self.context.Process(
             target=island_process_main, args=(spec, handles, inbox, writer, os.getpid()),
             name=f"island-{spec.island_id}", daemon=True)
-        process.start()
+        # Frozen objects are never traversed by the child's collector, so their pages
+        # (shared with the coordinator after a fork) are not copied just to be scanned.
+        gc.freeze()
+        try:
+            process.start()
+        finally:
+            gc.unfreeze()
         # Our copy of the write end must go, else a dead island never reads as EOF.
         writer.close()
         self.workers[spec.island_id] = _Process(process, inbox, reader)
