@@ -41,7 +41,7 @@ def two_nodes():
 def test_islands_on_two_nodes_finish_the_run(tmp_path, two_nodes):
     backend = RayBackend(address=two_nodes.address, slice_bytes=64 << 20,
                          island_resources=lambda island: {("node_a", "node_b")[island % 2]: 1})
-    config = flat_config(problem="rastrigin:dim=20", islands=4, time_limit=4.0, seed=3,
+    config = flat_config(problem="rastrigin:dim=20", islands=4, time_limit=8.0, seed=3,
                        out=str(tmp_path / "run"), quiet=True, backend="ray",
                        address=two_nodes.address, monitor_interval=0.2)
     run = start_run(config, backend=backend)
