@@ -59,8 +59,9 @@ def test_bad_config_file_names_file_and_line(tmp_path):
 
 def test_run_prints_one_json_summary(tmp_path):
     run_dir = tmp_path / "run"
+    # --sync: 30 generations take milliseconds; lockstep makes the migrants' arrival certain.
     result = islands("run", "rastrigin:dim=50", "--islands", "2", "--generations", "30",
-                     "--seed", "1", "--json", "--out", str(run_dir))
+                     "--seed", "1", "--sync", "--json", "--out", str(run_dir))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)  # exactly one JSON object, nothing else
     for key in ("problem", "best_fitness", "islands", "generations", "evaluations", "elapsed_s",
