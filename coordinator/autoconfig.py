@@ -8,7 +8,8 @@ shared problem data is split into one slice per island
 (`WORKER_BASE_BYTES`), then
 
 - streaming: its survivors' genomes and one evaluated chunk; the chunk size follows from
-  what is left (`islands.population.chunk_size_for`), so only the survivors grow with P;
+  what is left (`islands.population.chunk_size_for`), so only the survivors grow with P,
+  and holds at most `CHUNK_PHENOTYPE_BYTES` of phenotypes (more is slower, not faster);
 - without streaming (`--no-streaming`): every offspring of a generation alive at once,
   i.e. the chunk is the whole population and must pass the same `chunk_size_for` bound.
 
@@ -46,6 +47,10 @@ logger = logging.getLogger("islands.run")
 # numpy and this package (measured PSS of a spawned worker is about 30-45 MB).
 WORKER_BASE_BYTES = 48 * 2**20
 DEFAULT_POPULATION = 50
+# A default chunk holds at most this much phenotype memory: a chunk of fresh large arrays
+# is page-faulted in every generation, so past a few tens of MB a bigger chunk costs time
+# (heavy:mb=20, 2 islands: chunk 50 ran at a fifth of chunk 1's rate) and buys nothing.
+CHUNK_PHENOTYPE_BYTES = 64 * 2**20
 # The floor a population is shrunk to before the run gives up: the run's own default
 # (`[memory] min_population`), the same floor the pressure policy shrinks to.
 MIN_POPULATION = MemorySettings().min_population
@@ -223,6 +228,11 @@ def plan_run(
         room = slice_bytes - WORKER_BASE_BYTES
         chunk_size = chunk_size_for(room, int(problem.individual_bytes), _genome_bytes(problem), population)
         reasons.append(f"chunk {chunk_size} from a {format_bytes(room)} working slice")
+        capped = max(1, CHUNK_PHENOTYPE_BYTES // max(1, int(problem.individual_bytes)))
+        if streaming and capped < min(chunk_size, population):
+            chunk_size = capped
+            reasons.append(f"chunk {capped}: at most {format_bytes(CHUNK_PHENOTYPE_BYTES)} of "
+                           "phenotypes at once (a bigger chunk only adds page faults)")
     chunk_size = max(1, min(int(chunk_size), population))
     if not streaming:
         reasons.append("streaming off: every offspring of a generation is alive at once")
