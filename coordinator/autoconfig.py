@@ -47,10 +47,11 @@ logger = logging.getLogger("islands.run")
 # numpy and this package (measured PSS of a spawned worker is about 30-45 MB).
 WORKER_BASE_BYTES = 48 * 2**20
 DEFAULT_POPULATION = 50
-# A default chunk holds at most this much phenotype memory: a chunk of fresh large arrays
-# is page-faulted in every generation, so past a few tens of MB a bigger chunk costs time
-# (heavy:mb=20, 2 islands: chunk 50 ran at a fifth of chunk 1's rate) and buys nothing.
-CHUNK_PHENOTYPE_BYTES = 64 * 2**20
+# A default chunk holds at most this much phenotype memory. glibc serves larger blocks with
+# a fresh mmap each time (32 MB is its highest mmap threshold), page-faulted in every
+# generation, while smaller freed blocks are reused: on heavy:mb=20, 2 islands, chunk 50
+# ran at a fifth of chunk 1's rate and chunk 3 at half; a bigger chunk buys nothing here.
+CHUNK_PHENOTYPE_BYTES = 32 * 2**20
 # The floor a population is shrunk to before the run gives up: the run's own default
 # (`[memory] min_population`), the same floor the pressure policy shrinks to.
 MIN_POPULATION = MemorySettings().min_population

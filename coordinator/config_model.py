@@ -63,7 +63,7 @@ class MemorySettings(Table):
         "global RAM budget, e.g. 700M, 8G, 8GiB (default: from available memory and cgroup)")] = None
     streaming: Annotated[bool, doc(
         "evaluate in bounded chunks (--no-streaming: whole generations, memory-hungry)")] = True
-    chunk_size: Annotated[int | None, doc("phenotypes alive at once (default: from the slice)")] = None
+    chunk_size: Annotated[int | None, doc("phenotypes alive at once (default: from the slice, at most 32 MB of them)")] = None
     min_population: Annotated[int, doc("shrinking under pressure stops here")] = 4
     cache_entries: Annotated[int, doc("fitness-cache entries per island (0: off)")] = 10_000
     monitor_interval: Annotated[float, doc("seconds between full memory readings")] = 0.5

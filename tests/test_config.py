@@ -111,12 +111,15 @@ def test_plan_takes_the_problems_preferred_population():
     assert plan.population == 24 and plan.islands == 1
 
 
-def test_a_default_chunk_holds_at_most_64_mb_of_phenotypes():
-    # 8 GB slices would hold all 40 children of 20 MB; past 64 MB a chunk only page-faults.
-    plan = plan_run(problem=heavy_like(), budget_bytes=16 * 2**30, coordinator_bytes=40 * MB,
-                    shared_bytes=0, islands=2, population=40, cores=2)
-    assert plan.chunk_size == 3
+def test_a_default_chunk_holds_at_most_32_mb_of_phenotypes():
+    # 8 GB slices would hold all 40 children; past 32 MB a chunk only page-faults.
+    plan = plan_run(problem=heavy_like(individual_mb=5), budget_bytes=16 * 2**30,
+                    coordinator_bytes=40 * MB, shared_bytes=0, islands=2, population=40, cores=2)
+    assert plan.chunk_size == 6
     assert any("page faults" in reason for reason in plan.reasons)
+    one = plan_run(problem=heavy_like(individual_mb=50), budget_bytes=16 * 2**30,
+                   coordinator_bytes=40 * MB, shared_bytes=0, islands=2, population=40, cores=2)
+    assert one.chunk_size == 1
     small = plan_run(problem=heavy_like(individual_mb=0.01), budget_bytes=16 * 2**30,
                      coordinator_bytes=40 * MB, shared_bytes=0, islands=2, population=40, cores=2)
     assert small.chunk_size == 40
