@@ -4,9 +4,9 @@ Covers: the command line of each system (`islands run ...`; the peers through
 `benchmarks/peers.py --runner SYSTEM ...`), the peers' runners themselves (pygmo
 `archipelago` of `mp_island`s with a Python problem, pygmo `thread_island`s with pygmo's
 compiled Rastrigin, DEAP islands over a `multiprocessing.Pool` with `tools.migRing`), the
-one-line check for a missing peer, `TreePss` (peak PSS of a process and all its descendants,
-sampled from outside every 0.1 s) and `launch` (one run in its own session, bounded by a
-timeout, with an optional fault fired part-way through), and `verdict` (finished / crashed /
+one-line check for a missing peer, `launch` (one run in its own session, bounded by a
+timeout, with an optional fault fired part-way through, its tree's peak PSS read in full
+every 0.1 s by `benchmarks.fault_tools.TreePss`), and `verdict` (finished / crashed /
 hung).
 
 Every peer evaluates the very same Python function as islands: the islands problem built
@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,8 +37,8 @@ from typing import Any
 import numpy as np
 import psutil
 
+from benchmarks.fault_tools import TreePss
 from islands.problem import build_problem
-from memory.probe import ProcessProbe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PEERS_SCRIPT = REPO_ROOT / "benchmarks" / "peers.py"
@@ -109,38 +108,6 @@ def parse_result(system: str, stdout: str) -> dict[str, float | None] | None:
     return None
 
 
-class TreePss:
-    """Peak summed PSS of process `pid` and all its descendants, sampled every `interval` s."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.root = psutil.Process(pid)
-        self.probe = ProcessProbe()
-        self.interval, self.peak, self.samples = interval, 0, 0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def pids(self) -> list[int]:
-        try:
-            return [self.root.pid, *(p.pid for p in self.root.children(recursive=True))]
-        except psutil.Error:
-            return []
-
-    def _run(self) -> None:
-        while not self.done.is_set():
-            pids = self.pids()
-            if pids:
-                with contextlib.suppress(Exception):
-                    self.peak = max(self.peak, self.probe.sample(pids).pss_total)
-                    self.samples += 1
-            self.done.wait(self.interval)
-
-    def stop(self) -> int:
-        self.done.set()
-        self.thread.join(5)
-        return self.peak
-
-
 @dataclass
 class Outcome:
     argv: list[str]
@@ -168,7 +135,7 @@ def launch(argv: list[str], timeout: float, *, preexec: Callable[[], None] | Non
         process = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                    cwd=REPO_ROOT, env=env, start_new_session=True,
                                    preexec_fn=preexec)
-        sampler = TreePss(process.pid)
+        sampler = TreePss(process.pid, interval=0.1)
         while process.poll() is None:
             now = time.monotonic() - started
             if now > timeout:
