@@ -40,7 +40,9 @@ from pathlib import Path
 # then shadow the `memory` package. Import the package, not a neighbour.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))  # the benchmarks folder as a package
 
+from benchmarks.ready_children import start_ready, stop_all  # noqa: E402
 from memory.probe import ProcessProbe  # noqa: E402
 
 MIB = 1 << 20
@@ -93,33 +95,16 @@ class Series:
 def start_children(
     count: int, shared_path: str, seconds: float, step_s: float
 ) -> list[subprocess.Popen]:
-    children = []
+    argvs = []
     for index in range(count):
         peak_mb = 100 + 200 * index / max(count - 1, 1)  # 100 .. 300 MB
         step_mb = peak_mb / (8 + 4 * (index % 3))  # 8 to 16 steps up
         shared = shared_path if index % 2 == 0 else "-"
         shared_after = seconds * (0.1 + 0.6 * index / max(count, 1))
         child_step_s = step_s * (0.8 + 0.2 * (index % 4))  # out of step with each other
-        argv = [peak_mb, step_mb, child_step_s, 4 * step_s, 8, index, shared, shared_after]
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-c", CHILD_CODE, *(str(a) for a in argv)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for child in children:
-        if child.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"child {child.pid} failed to start")
-    return children
-
-
-def stop_children(children: list[subprocess.Popen]) -> None:
-    for child in children:
-        child.stdin.close()
-    for child in children:
-        child.wait(30)
+        argvs.append([CHILD_CODE, peak_mb, step_mb, child_step_s, 4 * step_s, 8, index, shared,
+                      shared_after])
+    return start_ready(argvs)
 
 
 def run_once(
@@ -162,7 +147,7 @@ def run_once(
                 tick += 1
                 time.sleep(max(0.0, start + tick * interval - time.monotonic()))
         finally:
-            stop_children(children)
+            stop_all(children)
     finally:
         if segment is not None:
             segment.close()

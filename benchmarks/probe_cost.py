@@ -35,7 +35,9 @@ from pathlib import Path
 # then shadow the `memory` package. Import the package, not a neighbour.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))  # the benchmarks folder as a package
 
+from benchmarks.ready_children import start_ready, stop_all  # noqa: E402
 from memory.probe import DEFAULT_FULL_INTERVAL_S, ProcessProbe  # noqa: E402
 
 CHILD_CODE = """
@@ -53,30 +55,8 @@ sys.stdin.read()  # idle until the benchmark closes stdin
 
 
 def start_idle_processes(count: int, mb: int, imports: str = "") -> list[subprocess.Popen]:
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                CHILD_CODE.format(mb=mb, imports=f"import {imports}" if imports else ""),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    for process in processes:
-        if process.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"idle process {process.pid} failed to start")
-    return processes
-
-
-def stop_processes(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.stdin.close()
-    for process in processes:
-        process.wait(30)
+    code = CHILD_CODE.format(mb=mb, imports=f"import {imports}" if imports else "")
+    return start_ready([[code]] * count)
 
 
 class SteppingClock:
@@ -153,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 ProcessProbe(full_interval=0), pids, args.samples, args.repeats
             )
         finally:
-            stop_processes(processes)
+            stop_all(processes)
         share = 100 * probe.full_reads / (probe.full_reads + probe.estimated_reads)
         print(
             f"{count:>9}  {mean * 1000:>14.3f}  {median * 1000:>9.3f}  {share:>12.0f}  "
