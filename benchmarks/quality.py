@@ -191,7 +191,7 @@ def print_comparison(names: list[str], args: argparse.Namespace, reference: dict
     header = f"{'instance':<9} {'one_process':>17} {'islands':>17} {'muller':>7} {'islands<=one':>12}"
     print(header)
     print("-" * len(header))
-    wins = ties = at_muller = 0
+    wins = ties = at_muller = pairs_won = pairs = 0
     for name in names:
         path = ITC_DIR / f"{name}.ctt"
         one, many = [], []
@@ -200,6 +200,8 @@ def print_comparison(names: list[str], args: argparse.Namespace, reference: dict
             many.append(cost(run_one(path, args, seed, False)))
         muller = reference.get(name, {}).get("muller_avg")
         one_median, many_median = float(np.median(one)), float(np.median(many))
+        pairs += len(seeds)
+        pairs_won += sum(m <= o for m, o in zip(many, one, strict=True))
         wins += many_median < one_median
         ties += many_median == one_median
         at_muller += muller is not None and many_median <= muller
@@ -207,7 +209,8 @@ def print_comparison(names: list[str], args: argparse.Namespace, reference: dict
               f"{'yes' if many_median <= one_median else 'no':>12}", flush=True)
     print(f"summary: islands at or below one process on {wins + ties}/{len(names)} "
           f"(better on {wins}, equal on {ties}); islands at or below Müller's average "
-          f"on {at_muller}/{len(names)}")
+          f"on {at_muller}/{len(names)}; same seed, islands at or below one process in "
+          f"{pairs_won}/{pairs} runs")
 
 
 def spread(values: list[float]) -> str:

@@ -26,7 +26,12 @@ from islands.errors import InputError
 from islands.timetable import kernels
 from islands.timetable.instance import instance_arrays, instance_from_arrays, read_ctt
 from islands.timetable.model import Instance
-from islands.timetable.settings import CoolingSchedule, Neighbourhoods, SearchSettings
+from islands.timetable.settings import (
+    DEFAULT_ADOPT_BELOW,
+    CoolingSchedule,
+    Neighbourhoods,
+    SearchSettings,
+)
 from islands.timetable.solution import genome_to_entries, write_sol
 from islands.timetable.trajectory import Trajectories
 from islands.timetable.warm import DEFAULT_STABILITY, WARM_T_START, WarmStart
@@ -49,7 +54,7 @@ class TimetableProblem:
 
     The spec's tuning parameters (ls_moves, t_start, t_end, ls_hard_weight, period_only,
     room_only, mutate_changes, kempe_prob, population, anneal_s, repair_moves,
-    crossover_share; course_room_prob, kempe_ls_prob, mwd_prob, compact_prob in
+    crossover_share, adopt_below; course_room_prob, kempe_ls_prob, mwd_prob, compact_prob in
     `Neighbourhoods`) are described in `SearchSettings` and kept, validated, in `settings`; they read as attributes too (`problem.ls_moves`, ...). `cooling` is the
     annealing temperature successive `improve()` calls continue (`CoolingSchedule`).
     """
@@ -79,6 +84,7 @@ class TimetableProblem:
         anneal_s: float | None = None,
         repair_moves: int = 300_000,
         crossover_share: float = 0.2,
+        adopt_below: float = DEFAULT_ADOPT_BELOW,
         course_room_prob: float = 0.0,
         kempe_ls_prob: float = 0.0,
         mwd_prob: float = 0.0,
@@ -107,7 +113,7 @@ class TimetableProblem:
             ls_moves=ls_moves, t_start=t_start, t_end=t_end, ls_hard_weight=ls_hard_weight,
             period_only=period_only, room_only=room_only, mutate_changes=mutate_changes,
             kempe_prob=kempe_prob, population=population, anneal_s=anneal_s,
-            repair_moves=repair_moves, crossover_share=crossover_share,
+            repair_moves=repair_moves, crossover_share=crossover_share, adopt_below=adopt_below,
             neighbourhoods=Neighbourhoods(
                 course_room_prob=course_room_prob, kempe_ls_prob=kempe_ls_prob,
                 mwd_prob=mwd_prob, compact_prob=compact_prob),
@@ -140,6 +146,7 @@ class TimetableProblem:
     kempe_prob = _setting("kempe_prob")
     repair_moves = _setting("repair_moves")
     crossover_share = _setting("crossover_share")
+    adopt_below = _setting("adopt_below")
     preferred_population = _setting("population", "The preferred population per island.")
 
     @property
@@ -276,8 +283,9 @@ class TimetableProblem:
 
         With `anneal_s > 0` and no explicit `ls_moves`, successive calls continue one
         cooling schedule (`CoolingSchedule`) and each member's annealing goes on from the
-        state its last call ended in (`Trajectories`); else each call is a full anneal
-        from the given genomes."""
+        state its last call ended in (`Trajectories`), or from its genome where that is
+        better than the trajectory found (an immigrant) and the schedule is at or below
+        `adopt_below`; else each call is a full anneal from the given genomes."""
         if not self.cooling.active or ls_moves is not None:
             improved, improved_fitness, _ = self.improve_with_stats(genomes, fitness, rng, ls_moves)
             return improved, improved_fitness
@@ -285,15 +293,16 @@ class TimetableProblem:
         fitness = np.asarray(fitness, dtype=np.float64).reshape(-1)
         started = time.perf_counter()
         high, low = self.cooling.next_range()
-        starts = self.trajectories.starts(genomes, fitness)
+        adopt = high <= self.settings.adopt_below
+        starts = self.trajectories.starts(genomes, fitness, adopt=adopt)
         end_states = np.empty_like(starts)
         improved, improved_fitness, _ = self.improve_with_stats(
             starts, None, rng, None, t_range=(high, low), end_states=end_states
         )
+        self.trajectories.advance(end_states, improved_fitness)
         worse = improved_fitness > fitness
         improved[worse] = genomes[worse]
         improved_fitness[worse] = fitness[worse]
-        self.trajectories.advance(end_states, improved_fitness)
         self.cooling.advance(low, time.perf_counter() - started)
         return improved, improved_fitness
 

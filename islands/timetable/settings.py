@@ -19,6 +19,8 @@ from islands.errors import InputError
 
 # Seconds of improve() calls one cooling cycle lasts when the run sets no time budget.
 DEFAULT_ANNEAL_S = 30.0
+# Temperature at and below which a trajectory goes on from a better immigrant.
+DEFAULT_ADOPT_BELOW = 0.1
 # First call of a cycle-continuing schedule: it cools by this share of the cycle.
 FIRST_CALL_SHARE = 0.01
 
@@ -74,6 +76,10 @@ class SearchSettings:
     - crossover_share: share of courses a child takes from its second parent (the rest
       from the first; a timetable annealed to a low cost survives a few foreign courses
       better than a half-and-half mix, which the repair and a cool search cannot mend).
+    - adopt_below: temperature at and below which a trajectory restarts from its member's
+      genome when that is better than anything the trajectory found (an immigrant);
+      hotter trajectories go on where they stopped, so islands search independently
+      until they cool (inf: adopt at every migration; 0: never).
     - repair_moves: effort of the hard-constraints-only annealing that `random()` runs on
       constructed timetables that are not feasible (0: none).
 
@@ -93,6 +99,7 @@ class SearchSettings:
     anneal_s: float | None = None
     repair_moves: int = 300_000
     crossover_share: float = 0.2
+    adopt_below: float = DEFAULT_ADOPT_BELOW
     neighbourhoods: Neighbourhoods = Neighbourhoods()
 
     def __post_init__(self) -> None:
@@ -118,6 +125,13 @@ class SearchSettings:
         if not 0 <= float(self.crossover_share) <= 1:
             raise InputError("timetable: crossover_share must lie in [0, 1]")
         self._convert(float, "crossover_share")
+        try:
+            adopt_below = float(self.adopt_below)
+        except (TypeError, ValueError):
+            adopt_below = float("nan")
+        if not adopt_below >= 0:  # nan too
+            raise InputError(f"timetable: adopt_below must be a number >= 0 (inf: always), got {self.adopt_below!r}")
+        object.__setattr__(self, "adopt_below", adopt_below)
 
     def _convert(self, kind: type, *names: str) -> None:
         for name in names:
