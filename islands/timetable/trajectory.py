@@ -29,7 +29,6 @@ class Trajectories:
     def __init__(self) -> None:
         self.current: np.ndarray | None = None
         self.best_fitness: np.ndarray | None = None  # each trajectory's own best so far
-        self.restarted: np.ndarray | None = None  # members the last `starts` restarted
         self.restarts = 0  # members that restarted from a better genome (immigrants)
 
     def starts(self, genomes: np.ndarray, fitness: np.ndarray, adopt: bool = True) -> np.ndarray:
@@ -38,27 +37,23 @@ class Trajectories:
         that trajectory found (an immigrant)."""
         genomes = np.asarray(genomes)
         if self.current is None or self.current.shape != genomes.shape:
-            self.restarted = np.ones(len(genomes), dtype=bool)
-            return genomes.copy()  # first call, or the population was resized
+            # First call, or the population was resized: every search starts afresh.
+            self.best_fitness = np.full(len(genomes), np.inf)
+            return genomes.copy()
         starts = self.current.copy()
-        self.restarted = (np.asarray(fitness) < self.best_fitness) & bool(adopt)
-        starts[self.restarted] = genomes[self.restarted]
-        self.restarts += int(self.restarted.sum())
+        restart = (np.asarray(fitness) < self.best_fitness) & bool(adopt)
+        starts[restart] = genomes[restart]
+        self.best_fitness[restart] = np.inf  # a restarted search's own best starts over
+        self.restarts += int(restart.sum())
         return starts
 
     def advance(self, end_states: np.ndarray, call_best: np.ndarray) -> None:
         """The call from `starts` ended in `end_states`; `call_best`: the best fitness
         each annealing held during it (its start included)."""
-        call_best = np.asarray(call_best, dtype=np.float64)
-        if self.best_fitness is None or self.restarted is None or len(call_best) != len(self.best_fitness):
-            self.best_fitness = call_best.copy()
-        else:
-            self.best_fitness = np.where(
-                self.restarted, call_best, np.minimum(self.best_fitness, call_best))
+        self.best_fitness = np.minimum(self.best_fitness, np.asarray(call_best, dtype=np.float64))
         self.current = np.array(end_states, copy=True)
 
     def forget(self) -> None:
         """Start every member afresh from its genome at the next call."""
         self.current = None
         self.best_fitness = None
-        self.restarted = None
