@@ -4,6 +4,8 @@ result; a better immigrant restarts the member's search once the annealing is co
 (`adopt_below`). With the real timetable annealing, and with a small problem whose search
 is easy to follow."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -12,8 +14,8 @@ from islands.island import Island
 from islands.params import IslandParams
 from islands.timetable.generator import generate_instance
 from islands.timetable.problem import TimetableProblem
-from islands.timetable.settings import SearchSettings
-from islands.timetable.trajectory import Trajectories
+from islands.timetable.settings import CoolingSchedule, SearchSettings
+from islands.timetable.trajectory import Stall, Trajectories
 
 
 class Countdown:
@@ -146,3 +148,70 @@ def test_adopt_below_is_checked():
     for bad in (-0.1, "warm", float("nan")):
         with pytest.raises(InputError, match="adopt_below must be a number >= 0"):
             SearchSettings(adopt_below=bad)
+
+
+def test_a_stall_is_due_after_its_share_of_the_cycle_with_as_much_time_left():
+    stall = Stall(after_share=0.1)
+    assert not stall.due(cycle_s=10.0, left_s=10.0)  # nothing found yet
+    stall.record(500.0, 0.5, temperature=2.0)
+    stall.record(480.0, 0.5, temperature=0.4)  # better: the clock starts over
+    stall.record(480.0, 0.6, temperature=0.3)
+    assert not stall.due(cycle_s=10.0, left_s=5.0)
+    stall.record(490.0, 0.5, temperature=0.2)  # worse counts as no progress
+    assert stall.due(cycle_s=10.0, left_s=5.0)
+    assert not stall.due(cycle_s=10.0, left_s=0.9)  # too little time left to cool again
+    assert stall.reheat_temperature() == 0.8  # twice the temperature of the last find
+    assert stall.reheats == 1 and not stall.due(cycle_s=10.0, left_s=5.0)
+    assert not Stall(after_share=0.0).due(cycle_s=10.0, left_s=10.0)
+
+
+def test_a_reheat_cools_to_t_end_over_the_cycles_time_left():
+    cooling = CoolingSchedule(t_start=3.0, t_end=0.08, anneal_s=10.0)
+    for _ in range(4):
+        high, low = cooling.next_range()
+        cooling.advance(low, 1.0)
+    assert cooling.left_s == pytest.approx(6.0)
+    cooling.reheat(0.5)
+    assert cooling.temperature == 0.5 and cooling.anneal_s == pytest.approx(6.0)
+    lows = []
+    for _ in range(6):
+        high, low = cooling.next_range()
+        lows.append(low)
+        cooling.advance(low, 1.0)
+    assert lows[0] < 0.5 and lows == sorted(lows, reverse=True)
+    assert lows[-1] == pytest.approx(0.08)
+    # The cycle is over: the usual reheat, and the next cycle is a whole one again.
+    assert cooling.temperature == 1.5 and cooling.anneal_s == 10.0 and cooling.left_s == 10.0
+    cooling.reheat(9.0)
+    assert cooling.temperature == 3.0  # never above t_start
+
+
+def annealed_until_stalled(reheat_after: float, calls_s: float = 2.0) -> TimetableProblem:
+    """A small instance annealed through `calls_s` seconds of calls of cycles of 1 s (a
+    small instance soon stops finding better timetables)."""
+    instance = generate_instance(courses=12, rooms=3, days=5, periods_per_day=4, curricula=4, seed=1)
+    problem = TimetableProblem(instance=instance, ls_moves=5_000, anneal_s=1.0,
+                               reheat_after=reheat_after)
+    rng = np.random.default_rng(0)
+    genomes = problem.random(rng, 1)
+    fitness = problem.evaluate(genomes)
+    started = time.perf_counter()
+    while time.perf_counter() - started < calls_s:
+        improved, improved_fitness = problem.improve(genomes, fitness, rng)
+        assert improved_fitness[0] <= fitness[0]  # nothing found is lost
+        genomes, fitness = improved, improved_fitness
+    return problem
+
+
+def test_a_stalled_search_restarts_from_its_best_with_a_reheat():
+    problem = annealed_until_stalled(reheat_after=0.2)
+    assert problem.stall.reheats >= 1
+    assert problem.stall.found_at is not None
+    assert annealed_until_stalled(reheat_after=0.0, calls_s=1.0).stall.reheats == 0
+
+
+def test_reheat_after_is_checked():
+    assert SearchSettings(reheat_after="0.25").reheat_after == 0.25
+    for bad in (-0.1, 1.5, "soon", float("nan")):
+        with pytest.raises(InputError, match="reheat_after must be a number in"):
+            SearchSettings(reheat_after=bad)

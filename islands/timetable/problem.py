@@ -28,12 +28,13 @@ from islands.timetable.instance import instance_arrays, instance_from_arrays, re
 from islands.timetable.model import Instance
 from islands.timetable.settings import (
     DEFAULT_ADOPT_BELOW,
+    DEFAULT_REHEAT_AFTER,
     CoolingSchedule,
     Neighbourhoods,
     SearchSettings,
 )
 from islands.timetable.solution import genome_to_entries, write_sol
-from islands.timetable.trajectory import Trajectories
+from islands.timetable.trajectory import Stall, Trajectories
 from islands.timetable.warm import DEFAULT_STABILITY, WARM_T_START, WarmStart
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class TimetableProblem:
 
     The spec's tuning parameters (ls_moves, t_start, t_end, ls_hard_weight, period_only,
     room_only, mutate_changes, kempe_prob, population, anneal_s, repair_moves,
-    crossover_share, adopt_below; course_room_prob, kempe_ls_prob, mwd_prob, compact_prob in
+    crossover_share, adopt_below, reheat_after; course_room_prob, kempe_ls_prob, mwd_prob, compact_prob in
     `Neighbourhoods`) are described in `SearchSettings` and kept, validated, in `settings`; they read as attributes too (`problem.ls_moves`, ...). `cooling` is the
     annealing temperature successive `improve()` calls continue (`CoolingSchedule`).
     """
@@ -85,6 +86,7 @@ class TimetableProblem:
         repair_moves: int = 300_000,
         crossover_share: float = 0.2,
         adopt_below: float = DEFAULT_ADOPT_BELOW,
+        reheat_after: float = DEFAULT_REHEAT_AFTER,
         course_room_prob: float = 0.0,
         kempe_ls_prob: float = 0.0,
         mwd_prob: float = 0.0,
@@ -114,6 +116,7 @@ class TimetableProblem:
             period_only=period_only, room_only=room_only, mutate_changes=mutate_changes,
             kempe_prob=kempe_prob, population=population, anneal_s=anneal_s,
             repair_moves=repair_moves, crossover_share=crossover_share, adopt_below=adopt_below,
+            reheat_after=reheat_after,
             neighbourhoods=Neighbourhoods(
                 course_room_prob=course_room_prob, kempe_ls_prob=kempe_ls_prob,
                 mwd_prob=mwd_prob, compact_prob=compact_prob),
@@ -134,6 +137,7 @@ class TimetableProblem:
             max(kernels.state_nbytes(dims), evaluate_bytes) + 2 * 4 * instance.n_lectures
         )
         self.trajectories = Trajectories()
+        self.stall = Stall(self.settings.reheat_after)
         self._state = None
 
     ls_moves = _setting("ls_moves")
@@ -147,6 +151,7 @@ class TimetableProblem:
     repair_moves = _setting("repair_moves")
     crossover_share = _setting("crossover_share")
     adopt_below = _setting("adopt_below")
+    reheat_after = _setting("reheat_after")
     preferred_population = _setting("population", "The preferred population per island.")
 
     @property
@@ -285,13 +290,18 @@ class TimetableProblem:
         cooling schedule (`CoolingSchedule`) and each member's annealing goes on from the
         state its last call ended in (`Trajectories`), or from its genome where that is
         better than the trajectory found (an immigrant) and the schedule is at or below
-        `adopt_below`; else each call is a full anneal from the given genomes."""
+        `adopt_below`; a search stalled for `reheat_after` of the cycle restarts from each
+        member's genome (its best) with a reheat (`Stall`). Else each call is a full
+        anneal from the given genomes."""
         if not self.cooling.active or ls_moves is not None:
             improved, improved_fitness, _ = self.improve_with_stats(genomes, fitness, rng, ls_moves)
             return improved, improved_fitness
         genomes = np.asarray(genomes, dtype=np.int32).reshape(-1, self.genome_shape[0])
         fitness = np.asarray(fitness, dtype=np.float64).reshape(-1)
         started = time.perf_counter()
+        if self.stall.due(self.cooling.cycle_s, self.cooling.left_s):
+            self.cooling.reheat(self.stall.reheat_temperature())
+            self.trajectories.forget()
         high, low = self.cooling.next_range()
         adopt = high <= self.settings.adopt_below
         starts = self.trajectories.starts(genomes, fitness, adopt=adopt)
@@ -300,6 +310,7 @@ class TimetableProblem:
             starts, None, rng, None, t_range=(high, low), end_states=end_states
         )
         self.trajectories.advance(end_states, improved_fitness)
+        self.stall.record(float(improved_fitness.min()), time.perf_counter() - started, high)
         worse = improved_fitness > fitness
         improved[worse] = genomes[worse]
         improved_fitness[worse] = fitness[worse]

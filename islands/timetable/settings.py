@@ -23,6 +23,19 @@ DEFAULT_ANNEAL_S = 30.0
 DEFAULT_ADOPT_BELOW = 0.1
 # First call of a cycle-continuing schedule: it cools by this share of the cycle.
 FIRST_CALL_SHARE = 0.01
+# Share of a cycle an island's search may go without a better best before it reheats.
+DEFAULT_REHEAT_AFTER = 0.1
+
+
+def _share(name: str, value: object) -> float:
+    """`value` as a float in [0, 1], or one `InputError` line naming `name`."""
+    try:
+        share = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        share = float("nan")
+    if not 0 <= share <= 1:  # nan too
+        raise InputError(f"timetable: {name} must be a number in [0, 1], got {value!r}")
+    return share
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,10 @@ class SearchSettings:
       genome when that is better than anything the trajectory found (an immigrant);
       hotter trajectories go on where they stopped, so islands search independently
       until they cool (inf: adopt at every migration; 0: never).
+    - reheat_after: share of a cooling cycle an island's own search may go without
+      finding a better best; then each member restarts from its best genome at twice the
+      temperature of the last improvement, cooling over the cycle's time left (0: never).
+      Why: on some instances (comp05) the last third of a cycle finds nothing.
     - repair_moves: effort of the hard-constraints-only annealing that `random()` runs on
       constructed timetables that are not feasible (0: none).
 
@@ -100,6 +117,7 @@ class SearchSettings:
     repair_moves: int = 300_000
     crossover_share: float = 0.2
     adopt_below: float = DEFAULT_ADOPT_BELOW
+    reheat_after: float = DEFAULT_REHEAT_AFTER
     neighbourhoods: Neighbourhoods = Neighbourhoods()
 
     def __post_init__(self) -> None:
@@ -132,6 +150,7 @@ class SearchSettings:
         if not adopt_below >= 0:  # nan too
             raise InputError(f"timetable: adopt_below must be a number >= 0 (inf: always), got {self.adopt_below!r}")
         object.__setattr__(self, "adopt_below", adopt_below)
+        object.__setattr__(self, "reheat_after", _share("reheat_after", self.reheat_after))
 
     def _convert(self, kind: type, *names: str) -> None:
         for name in names:
@@ -144,8 +163,10 @@ class CoolingSchedule:
     Each call anneals from `temperature` down to a `low` that covers the share of the
     cycle the previous call took (the first call: 1 %); the next call starts at that
     `low`. Once a call reaches t_end, the schedule reheats to half of t_start and cools
-    again. A cycle lasts `anneal_s` seconds of calls: 30 s unless the settings name it,
-    or most of the island's remaining time once `set_time_budget` is called.
+    again. A cycle lasts `cycle_s` seconds of calls: 30 s unless the settings name it,
+    or most of the island's remaining time once `set_time_budget` is called. `reheat()`
+    starts a new stretch of the cycle from a given temperature, cooling to t_end over the
+    cycle's time left (`anneal_s`: the current stretch's seconds).
     With `anneal_s == 0` there is no schedule (`active` is False).
 
     Why: short calls from a hot start would undo what the last calls found; continuing
@@ -161,6 +182,8 @@ class CoolingSchedule:
         self.cycle_start_temperature = self.t_start
         self.last_call_share = FIRST_CALL_SHARE
         self.deadline: float | None = None  # time.monotonic() the time budget ends at
+        self.cycle_s = self.anneal_s
+        self.cycle_elapsed_s = 0.0  # seconds of calls in this cycle so far
 
     @property
     def active(self) -> bool:
@@ -169,7 +192,7 @@ class CoolingSchedule:
     def set_time_budget(self, seconds: float) -> None:
         """Pace one cooling over the island's remaining time, unless anneal_s was given."""
         if not self.anneal_s_given and seconds > 0:
-            self.anneal_s = max(1.0, 0.98 * float(seconds))
+            self.anneal_s = self.cycle_s = max(1.0, 0.98 * float(seconds))
             self.deadline = time.monotonic() + float(seconds)
 
     def next_range(self) -> tuple[float, float]:
@@ -177,7 +200,7 @@ class CoolingSchedule:
         if self.deadline is not None:
             # The first call comes after the construction: pace the cooling from now,
             # so it still ends cold when the time is up.
-            self.anneal_s = max(1.0, 0.98 * (self.deadline - time.monotonic()))
+            self.anneal_s = self.cycle_s = max(1.0, 0.98 * (self.deadline - time.monotonic()))
             self.deadline = None
         high = self.temperature
         share = self.last_call_share
@@ -187,8 +210,23 @@ class CoolingSchedule:
     def advance(self, low: float, seconds: float) -> None:
         """A call that cooled down to `low` took `seconds`: move the schedule on."""
         self.last_call_share = min(seconds / self.anneal_s, 1.0)
+        self.cycle_elapsed_s += seconds
         if low <= self.t_end * 1.0001:
             self.cycle_start_temperature = self.t_start / 2  # reheat
             self.temperature = self.cycle_start_temperature
+            self.anneal_s = self.cycle_s
+            self.cycle_elapsed_s = 0.0
         else:
             self.temperature = low
+
+    @property
+    def left_s(self) -> float:
+        """Seconds of calls left in this cycle."""
+        return max(self.cycle_s - self.cycle_elapsed_s, 0.0)
+
+    def reheat(self, temperature: float) -> None:
+        """Go on from `temperature` (at most t_start), cooling to t_end in the cycle's time left."""
+        last_call_s = self.last_call_share * self.anneal_s
+        self.temperature = self.cycle_start_temperature = min(float(temperature), self.t_start)
+        self.anneal_s = max(self.left_s, 1e-3)
+        self.last_call_share = min(last_call_s / self.anneal_s, 1.0)

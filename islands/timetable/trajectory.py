@@ -5,7 +5,9 @@ Covers: `Trajectories`, the per-member search states of a trajectory problem
 its last call in (usually worse than the member's best: annealing wanders), and the
 best fitness each trajectory has reached itself. A member whose fitness is better than
 that (an accepted immigrant) restarts from its genome, when the caller lets it adopt
-(`starts(..., adopt=...)`: the timetable problem adopts only once cool).
+(`starts(..., adopt=...)`: the timetable problem adopts only once cool). And `Stall`:
+how long the island's own search has gone without a better best, which tells the
+timetable problem when to restart from its best with a reheat.
 
 Does not cover: the annealing (`islands.timetable.kernels.anneal`), its temperature
 across calls (`islands.timetable.settings.CoolingSchedule`) or the population that calls
@@ -57,3 +59,35 @@ class Trajectories:
         """Start every member afresh from its genome at the next call."""
         self.current = None
         self.best_fitness = None
+
+
+class Stall:
+    """Seconds of calls since the island's own search last found a better best, and the
+    temperature it was found at. `after_share`: the share of a cooling cycle after which
+    the search counts as stalled (0: never)."""
+
+    def __init__(self, after_share: float) -> None:
+        self.after_share = float(after_share)
+        self.best = np.inf
+        self.seconds = 0.0
+        self.found_at: float | None = None  # temperature of the call that found `best`
+        self.reheats = 0
+
+    def record(self, call_best: float, seconds: float, temperature: float) -> None:
+        """A call that started at `temperature` and took `seconds` reached `call_best`."""
+        if call_best < self.best:
+            self.best, self.seconds, self.found_at = float(call_best), 0.0, float(temperature)
+        else:
+            self.seconds += seconds
+
+    def due(self, cycle_s: float, left_s: float) -> bool:
+        """Stalled for `after_share` of a cycle of `cycle_s`, with as much time left."""
+        window = self.after_share * cycle_s
+        return (self.after_share > 0 and self.found_at is not None
+                and self.seconds >= window and left_s >= window)
+
+    def reheat_temperature(self) -> float:
+        """Where a stalled search goes on from: twice as hot as its last improvement."""
+        self.seconds = 0.0
+        self.reheats += 1
+        return 2.0 * float(self.found_at or 0.0)
