@@ -215,3 +215,11 @@ def test_reheat_after_is_checked():
     for bad in (-0.1, 1.5, "soon", float("nan")):
         with pytest.raises(InputError, match="reheat_after must be a number in"):
             SearchSettings(reheat_after=bad)
+
+
+def test_a_parameter_that_is_not_a_number_is_named():
+    with pytest.raises(InputError, match="t_start must be a number, got 'abc'"):
+        SearchSettings(t_start="abc")
+    with pytest.raises(InputError, match="ls_moves must be a whole number, got '2.5'"):
+        SearchSettings(ls_moves="2.5")
+    assert SearchSettings(anneal_s=None, population="3").population == 3

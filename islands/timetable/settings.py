@@ -69,6 +69,15 @@ class Neighbourhoods:
             object.__setattr__(self, name, value)
 
 
+# The plain numeric parameters and their types (adopt_below and reheat_after check
+# themselves: their messages say the range too).
+_NUMBER_FIELDS: dict[str, type] = {
+    "ls_moves": int, "t_start": float, "t_end": float, "ls_hard_weight": float,
+    "period_only": float, "room_only": float, "mutate_changes": int, "kempe_prob": float,
+    "population": int, "anneal_s": float, "repair_moves": int, "crossover_share": float,
+}
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """The tuning parameters of a `timetable:` spec (all spec parameters of that name).
@@ -121,6 +130,7 @@ class SearchSettings:
     neighbourhoods: Neighbourhoods = Neighbourhoods()
 
     def __post_init__(self) -> None:
+        self._check_numbers()
         # Checks and conversions in this order, so a spec with several faults reports
         # the same one as it always has.
         if (int(self.ls_moves) < 0 or float(self.t_start) <= 0 or float(self.t_end) <= 0
@@ -151,6 +161,18 @@ class SearchSettings:
             raise InputError(f"timetable: adopt_below must be a number >= 0 (inf: always), got {self.adopt_below!r}")
         object.__setattr__(self, "adopt_below", adopt_below)
         object.__setattr__(self, "reheat_after", _share("reheat_after", self.reheat_after))
+
+    def _check_numbers(self) -> None:
+        """One `InputError` line naming the first parameter that is not a number."""
+        for name, kind in _NUMBER_FIELDS.items():
+            value = getattr(self, name)
+            if value is None and name == "anneal_s":
+                continue
+            try:
+                kind(value)
+            except (TypeError, ValueError):
+                what = "a whole number" if kind is int else "a number"
+                raise InputError(f"timetable: {name} must be {what}, got {value!r}") from None
 
     def _convert(self, kind: type, *names: str) -> None:
         for name in names:
