@@ -16,6 +16,9 @@ feasible timetable; then a summary line.
 --params k=v,... passes search parameters to the problem in both modes (direct: keyword
 arguments of TimetableProblem; coordinator: appended to the spec, `timetable:PATH,k=v`).
 
+--run-args "..." passes further options to `islands run` in coordinator mode, e.g.
+--run-args "--migrants 2" (one process has no such options).
+
 --compare alternates one process and the islands per instance (both columns from the same
 minutes of the same machine); --seeds gives median, min and max over seeds.
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -108,13 +112,16 @@ def parse_params(text: str) -> dict[str, int | float | str]:
     return params
 
 
-def run_coordinator(path: Path, time_limit: float, islands: int, seed: int, params: str = "") -> dict:
+def run_coordinator(
+    path: Path, time_limit: float, islands: int, seed: int, params: str = "", run_args: str = ""
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="quality-") as out:
         target = f"timetable:{path},{params}" if params.strip() else str(path)
         command = [
             sys.executable, "-m", "coordinator", "run", target,
             "--time-limit", str(time_limit), "--islands", str(islands),
             "--seed", str(seed), "--json", "--quiet", "--out", str(Path(out) / "run"),
+            *shlex.split(run_args),
         ]
         done = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
                               timeout=time_limit * 3 + 120)
@@ -134,7 +141,7 @@ def fmt(value, spec: str = "") -> str:
 def run_one(path: Path, args: argparse.Namespace, seed: int, direct: bool) -> dict:
     if direct:
         return run_direct(path, args.time_limit, seed, args.params)
-    return run_coordinator(path, args.time_limit, args.islands, seed, args.params)
+    return run_coordinator(path, args.time_limit, args.islands, seed, args.params, args.run_args)
 
 
 def cost(result: dict) -> float:
@@ -233,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma list of seeds: median (min-max) per instance, e.g. 0,1,2")
     parser.add_argument("--params", default="",
                         help="search parameters for the problem, e.g. kempe_ls_prob=0.05,mwd_prob=0.01")
+    parser.add_argument("--run-args", default="",
+                        help='further options of `islands run` (coordinator mode), e.g. "--migrants 2"')
     args = parser.parse_args(argv)
     if not ITC_DIR.exists():
         print(f"ITC-2007 instances not found at {ITC_DIR}", file=sys.stderr)
