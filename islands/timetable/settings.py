@@ -24,7 +24,7 @@ DEFAULT_ADOPT_BELOW = 0.1
 # First call of a cycle-continuing schedule: it cools by this share of the cycle.
 FIRST_CALL_SHARE = 0.01
 # Share of a cycle an island's search may go without a better best before it reheats.
-DEFAULT_REHEAT_AFTER = 0.1
+DEFAULT_REHEAT_AFTER = 0.0
 
 
 def _share(name: str, value: object) -> float:
@@ -104,8 +104,9 @@ class SearchSettings:
       until they cool (inf: adopt at every migration; 0: never).
     - reheat_after: share of a cooling cycle an island's own search may go without
       finding a better best; then each member restarts from its best genome at twice the
-      temperature of the last improvement, cooling over the cycle's time left (0: never).
-      Why: on some instances (comp05) the last third of a cycle finds nothing.
+      temperature of the last improvement, cooling over the cycle's time left (0, the
+      default: never). Why: on some instances (comp05) the last third of a cycle finds
+      nothing; off by default because 0.1 measured no better (docs/timetabling.md).
     - repair_moves: effort of the hard-constraints-only annealing that `random()` runs on
       constructed timetables that are not feasible (0: none).
 
