@@ -223,3 +223,23 @@ def test_a_parameter_that_is_not_a_number_is_named():
     with pytest.raises(InputError, match="ls_moves must be a whole number, got '2.5'"):
         SearchSettings(ls_moves="2.5")
     assert SearchSettings(anneal_s=None, population="3").population == 3
+
+
+def test_a_search_without_a_feasible_timetable_takes_a_feasible_immigrant_even_when_hot():
+    trajectories = Trajectories()
+    trajectories.starts(np.array([[1], [2]]), np.array([10_500.0, 400.0]))
+    trajectories.advance(np.array([[11], [12]]), np.array([10_450.0, 380.0]))
+    # Both members received better genomes; only member 0's own search is infeasible
+    # (>= 10,000: a hard violation) and its immigrant is feasible.
+    fitness = np.array([390.0, 370.0])
+    starts = trajectories.starts(np.array([[7], [8]]), fitness, adopt=False, feasible_below=10_000)
+    assert np.array_equal(starts, [[7], [12]])
+    # Without a threshold (or with a better but still infeasible genome) nothing restarts.
+    trajectories.advance(np.array([[13], [14]]), np.array([390.0, 380.0]))
+    again = trajectories.starts(np.array([[7], [8]]), np.array([385.0, 370.0]), adopt=False)
+    assert np.array_equal(again, [[13], [14]])
+    stuck = Trajectories()
+    stuck.starts(np.array([[1]]), np.array([20_500.0]))
+    stuck.advance(np.array([[11]]), np.array([20_400.0]))
+    assert np.array_equal(stuck.starts(np.array([[5]]), np.array([10_300.0]), adopt=False,
+                                       feasible_below=10_000), [[11]])

@@ -290,9 +290,10 @@ class TimetableProblem:
         cooling schedule (`CoolingSchedule`) and each member's annealing goes on from the
         state its last call ended in (`Trajectories`), or from its genome where that is
         better than the trajectory found (an immigrant) and the schedule is at or below
-        `adopt_below`; a search stalled for `reheat_after` of the cycle restarts from each
-        member's genome (its best) with a reheat (`Stall`). Else each call is a full
-        anneal from the given genomes."""
+        `adopt_below` (or at once where the trajectory has found no feasible timetable
+        and the genome is one); a search stalled for `reheat_after` of the cycle
+        restarts from each member's genome (its best) with a reheat (`Stall`). Else each
+        call is a full anneal from the given genomes."""
         if not self.cooling.active or ls_moves is not None:
             improved, improved_fitness, _ = self.improve_with_stats(genomes, fitness, rng, ls_moves)
             return improved, improved_fitness
@@ -304,7 +305,7 @@ class TimetableProblem:
             self.trajectories.forget()
         high, low = self.cooling.next_range()
         adopt = high <= self.settings.adopt_below
-        starts = self.trajectories.starts(genomes, fitness, adopt=adopt)
+        starts = self.trajectories.starts(genomes, fitness, adopt=adopt, feasible_below=HARD_WEIGHT)
         end_states = np.empty_like(starts)
         improved, improved_fitness, _ = self.improve_with_stats(
             starts, None, rng, None, t_range=(high, low), end_states=end_states

@@ -33,17 +33,24 @@ class Trajectories:
         self.best_fitness: np.ndarray | None = None  # each trajectory's own best so far
         self.restarts = 0  # members that restarted from a better genome (immigrants)
 
-    def starts(self, genomes: np.ndarray, fitness: np.ndarray, adopt: bool = True) -> np.ndarray:
+    def starts(
+        self, genomes: np.ndarray, fitness: np.ndarray, adopt: bool = True,
+        feasible_below: float = -np.inf,
+    ) -> np.ndarray:
         """The genomes the next call anneals from, one per member: where each trajectory
         stopped or, with `adopt`, the member's genome where it is better than anything
-        that trajectory found (an immigrant)."""
+        that trajectory found (an immigrant). A trajectory that has found nothing below
+        `feasible_below` restarts from a genome below it even without `adopt`: a search
+        stuck with a hard violation gains nothing from staying independent."""
         genomes = np.asarray(genomes)
         if self.current is None or self.current.shape != genomes.shape:
             # First call, or the population was resized: every search starts afresh.
             self.best_fitness = np.full(len(genomes), np.inf)
             return genomes.copy()
         starts = self.current.copy()
-        restart = (np.asarray(fitness) < self.best_fitness) & bool(adopt)
+        fitness = np.asarray(fitness)
+        rescue = (self.best_fitness >= feasible_below) & (fitness < feasible_below)
+        restart = (fitness < self.best_fitness) & (bool(adopt) | rescue)
         starts[restart] = genomes[restart]
         self.best_fitness[restart] = np.inf  # a restarted search's own best starts over
         self.restarts += int(restart.sum())
