@@ -160,7 +160,7 @@ def test_a_stall_is_due_after_its_share_of_the_cycle_with_as_much_time_left():
     stall.record(490.0, 0.5, temperature=0.2)  # worse counts as no progress
     assert stall.due(cycle_s=10.0, left_s=5.0)
     assert not stall.due(cycle_s=10.0, left_s=0.9)  # too little time left to cool again
-    assert stall.reheat_temperature() == 0.8  # twice the temperature of the last find
+    assert stall.start_reheat() == 0.8  # twice the temperature of the last find
     assert stall.reheats == 1 and not stall.due(cycle_s=10.0, left_s=5.0)
     assert not Stall(after_share=0.0).due(cycle_s=10.0, left_s=10.0)
 

@@ -301,7 +301,7 @@ class TimetableProblem:
         fitness = np.asarray(fitness, dtype=np.float64).reshape(-1)
         started = time.perf_counter()
         if self.stall.due(self.cooling.cycle_s, self.cooling.left_s):
-            self.cooling.reheat(self.stall.reheat_temperature())
+            self.cooling.reheat(self.stall.start_reheat())
             self.trajectories.forget()
         high, low = self.cooling.next_range()
         adopt = high <= self.settings.adopt_below

@@ -27,15 +27,15 @@ FIRST_CALL_SHARE = 0.01
 DEFAULT_REHEAT_AFTER = 0.0
 
 
-def _share(name: str, value: object) -> float:
-    """`value` as a float in [0, 1], or one `InputError` line naming `name`."""
+def _bounded(name: str, value: object, lowest: float, highest: float, bounds: str) -> float:
+    """`value` as a float in [lowest, highest], or one `InputError` line naming `name`."""
     try:
-        share = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        share = float("nan")
-    if not 0 <= share <= 1:  # nan too
-        raise InputError(f"timetable: {name} must be a number in [0, 1], got {value!r}")
-    return share
+        number = float("nan")
+    if not lowest <= number <= highest:  # nan too
+        raise InputError(f"timetable: {name} must be a number {bounds}, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -131,53 +131,36 @@ class SearchSettings:
     neighbourhoods: Neighbourhoods = Neighbourhoods()
 
     def __post_init__(self) -> None:
-        self._check_numbers()
-        # Checks and conversions in this order, so a spec with several faults reports
-        # the same one as it always has.
-        if (int(self.ls_moves) < 0 or float(self.t_start) <= 0 or float(self.t_end) <= 0
-                or int(self.population) < 1):
+        self._convert_numbers()
+        # Range checks in this order, so a spec with several faults reports the same one
+        # as it always has.
+        if self.ls_moves < 0 or self.t_start <= 0 or self.t_end <= 0 or self.population < 1:
             raise InputError(
                 "timetable: ls_moves must be >= 0, t_start and t_end > 0, population >= 1"
             )
-        if not 0 <= float(self.period_only) + float(self.room_only) <= 1:
+        if not 0 <= self.period_only + self.room_only <= 1:
             raise InputError("timetable: period_only + room_only must lie in [0, 1]")
-        self._convert(int, "ls_moves")
-        self._convert(float, "t_start", "t_end", "ls_hard_weight", "period_only", "room_only")
-        self._convert(int, "mutate_changes")
-        self._convert(float, "kempe_prob")
-        self._convert(int, "population")
-        if self.anneal_s is not None:
-            if float(self.anneal_s) < 0:
-                raise InputError("timetable: anneal_s must be >= 0")
-            self._convert(float, "anneal_s")
-        self._convert(int, "repair_moves")
-        if not 0 <= float(self.crossover_share) <= 1:
+        if self.anneal_s is not None and self.anneal_s < 0:
+            raise InputError("timetable: anneal_s must be >= 0")
+        if not 0 <= self.crossover_share <= 1:
             raise InputError("timetable: crossover_share must lie in [0, 1]")
-        self._convert(float, "crossover_share")
-        try:
-            adopt_below = float(self.adopt_below)
-        except (TypeError, ValueError):
-            adopt_below = float("nan")
-        if not adopt_below >= 0:  # nan too
-            raise InputError(f"timetable: adopt_below must be a number >= 0 (inf: always), got {self.adopt_below!r}")
-        object.__setattr__(self, "adopt_below", adopt_below)
-        object.__setattr__(self, "reheat_after", _share("reheat_after", self.reheat_after))
+        object.__setattr__(self, "adopt_below", _bounded(
+            "adopt_below", self.adopt_below, 0.0, float("inf"), ">= 0 (inf: always)"))
+        object.__setattr__(self, "reheat_after", _bounded(
+            "reheat_after", self.reheat_after, 0.0, 1.0, "in [0, 1]"))
 
-    def _check_numbers(self) -> None:
-        """One `InputError` line naming the first parameter that is not a number."""
+    def _convert_numbers(self) -> None:
+        """Each plain numeric parameter as its type, or one `InputError` line naming the
+        first that is not a number."""
         for name, kind in _NUMBER_FIELDS.items():
             value = getattr(self, name)
             if value is None and name == "anneal_s":
                 continue
             try:
-                kind(value)
+                object.__setattr__(self, name, kind(value))
             except (TypeError, ValueError):
                 what = "a whole number" if kind is int else "a number"
                 raise InputError(f"timetable: {name} must be {what}, got {value!r}") from None
-
-    def _convert(self, kind: type, *names: str) -> None:
-        for name in names:
-            object.__setattr__(self, name, kind(getattr(self, name)))
 
 
 class CoolingSchedule:

@@ -93,8 +93,9 @@ class Stall:
         return (self.after_share > 0 and self.found_at is not None
                 and self.seconds >= window and left_s >= window)
 
-    def reheat_temperature(self) -> float:
-        """Where a stalled search goes on from: twice as hot as its last improvement."""
+    def start_reheat(self) -> float:
+        """Count a reheat and restart the clock; returns where the stalled search goes on
+        from: twice as hot as its last improvement."""
         self.seconds = 0.0
         self.reheats += 1
         return 2.0 * float(self.found_at or 0.0)
