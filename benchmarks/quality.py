@@ -198,13 +198,18 @@ def print_comparison(names: list[str], args: argparse.Namespace, reference: dict
     header = f"{'instance':<9} {'one_process':>17} {'islands':>17} {'muller':>7} {'islands<=one':>12}"
     print(header)
     print("-" * len(header))
-    wins = ties = at_muller = pairs_won = pairs = 0
+    wins = ties = at_muller = pairs_won = pairs = done = 0
     for name in names:
         path = ITC_DIR / f"{name}.ctt"
         one, many = [], []
         for seed in seeds:
             one.append(cost(run_one(path, args, seed, True)))
             many.append(cost(run_one(path, args, seed, False)))
+            done += 1
+            # Each pair on stderr as it ends: a long table shows progress, and the runs
+            # behind each median stay on record (e.g. for another subset of seeds).
+            print(f"[{done}/{len(names) * len(seeds)}] {name} seed {seed}: one process "
+                  f"{one[-1]:g}, islands {many[-1]:g}", file=sys.stderr, flush=True)
         muller = reference.get(name, {}).get("muller_avg")
         one_median, many_median = float(np.median(one)), float(np.median(many))
         pairs += len(seeds)
